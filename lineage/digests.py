@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,12 +74,21 @@ class Manifest:
         return [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in self.files]
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Stream a file through sha256 and return the hex digest."""
+def file_sha256(
+    path: str | os.PathLike[str], progress: Callable[[int], object] | None = None
+) -> str:
+    """Stream a file through sha256 and return the hex digest.
+
+    Args:
+        path: the file.
+        progress: called with the byte count of each chunk read (progress bars).
+    """
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
             h.update(chunk)
+            if progress is not None:
+                progress(len(chunk))
     return h.hexdigest()
 
 
@@ -98,24 +108,28 @@ def _walk(root: Path) -> list[Path]:
     return found
 
 
-def manifest(path: str | os.PathLike[str]) -> Manifest:
+def manifest(
+    path: str | os.PathLike[str], progress: Callable[[int], object] | None = None
+) -> Manifest:
     """Build the manifest of a file or a directory.
 
     A single file yields a one-entry manifest named by its file name, as Model Signing does.
+    `progress` is called with byte counts as files are read.
 
     Raises:
         DigestError: the path does not exist, is empty, or holds a symbolic link.
     """
     root = Path(path)
     if root.is_file():
-        return Manifest((FileEntry(root.name, root.stat().st_size, file_sha256(root)),))
+        return Manifest((FileEntry(root.name, root.stat().st_size, file_sha256(root, progress)),))
     if not root.is_dir():
         raise DigestError(f"no such file or directory: {root}", field="path")
     files = _walk(root)
     if not files:
         raise DigestError(f"directory holds no files: {root}", field="path")
     entries = [
-        FileEntry(p.relative_to(root).as_posix(), p.stat().st_size, file_sha256(p)) for p in files
+        FileEntry(p.relative_to(root).as_posix(), p.stat().st_size, file_sha256(p, progress))
+        for p in files
     ]
     entries.sort(key=lambda e: e.path)
     return Manifest(tuple(entries))

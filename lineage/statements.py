@@ -131,13 +131,16 @@ def registration_statement(reg: Registration) -> dict[str, Any]:
     }
 
 
-def _str_field(obj: Mapping[str, Any], key: str, where: str, max_len: int) -> str:
+def _str_field(
+    obj: Mapping[str, Any], key: str, where: str, max_len: int, forbidden: str = "@"
+) -> str:
     value = obj.get(key)
     if not isinstance(value, str) or not value.strip():
         raise InvalidStatementError(f"{where}.{key} must be a non-empty string", field=f"{where}.{key}")
-    if len(value) > max_len or "@" in value or any(c.isspace() for c in value):
+    if len(value) > max_len or any(c in forbidden or c.isspace() for c in value):
+        shown = " ".join(repr(c) for c in forbidden)
         raise InvalidStatementError(
-            f"{where}.{key} must be at most {max_len} characters with no '@' or whitespace",
+            f"{where}.{key} must be at most {max_len} characters with no whitespace or {shown}",
             field=f"{where}.{key}",
         )
     return value
@@ -179,7 +182,8 @@ def parse_registration(statement: Mapping[str, Any]) -> Registration:
             "predicate.artifact.kind must be 'model' or 'dataset'", field="predicate.artifact.kind"
         ) from exc
     name = _str_field(art, "name", "predicate.artifact", MAX_NAME)
-    version = _str_field(art, "version", "predicate.artifact", MAX_VERSION)
+    # A version never holds '/', so `<name>@<version>/lineage` in a URL is unambiguous.
+    version = _str_field(art, "version", "predicate.artifact", MAX_VERSION, forbidden="@/")
     opaque = art.get("opaque", False)
     if not isinstance(opaque, bool):
         raise InvalidStatementError("predicate.artifact.opaque must be a boolean", field="predicate.artifact.opaque")

@@ -1,0 +1,87 @@
+"""The Litestar application.
+
+`create_app` builds a stateless app around one SQLAlchemy engine: several replicas can serve the
+same PostgreSQL database. Domain routers are plain Controllers; dependencies provide the session
+and the authenticated caller; one exception handler turns every error into a JSON answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from .artifacts.controllers import ArtifactController
+from .attestations.controllers import AttestationController
+from .auth import provide_caller
+from .db import make_engine
+from .deps import provide_db_session
+from .errors import exception_handler
+from .keys.controllers import KeyController
+from .principals.controllers import PrincipalController, whoami
+from .settings import Settings, get_settings
+
+
+@get("/healthz", sync_to_thread=True, tags=["meta"], summary="Liveness and database check")
+def healthz(state: State) -> dict[str, str]:
+    """Answers once the database answers."""
+    with state.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return {"status": "ok"}
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Litestar:
+    """Build the app for `settings` (default: from the environment).
+
+    Args:
+        settings: configuration; `get_settings()` when omitted.
+        engine: an existing engine to share (tests); created from settings when omitted.
+    """
+    settings = settings or get_settings()
+    engine = engine or make_engine(settings.resolved_database_url)
+    route_handlers: list[Any] = [
+        healthz,
+        whoami,
+        PrincipalController,
+        KeyController,
+        AttestationController,
+        ArtifactController,
+    ]
+    for extra in _domain_routers():
+        route_handlers.append(extra)
+    return Litestar(
+        route_handlers=route_handlers,
+        dependencies={
+            "db_session": Provide(provide_db_session),
+            "caller": Provide(provide_caller, sync_to_thread=True),
+        },
+        exception_handlers={Exception: exception_handler, HTTPException: exception_handler},
+        state=State({"engine": engine, "settings": settings}),
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Studbook",
+            version="0.1.0",
+            description="Model-provenance registry: signed lineage, trait-transfer risk, and a "
+            "transparency log. Authenticate with `Authorization: Bearer <token>`.",
+            path="/docs",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(
+                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}
+            ),
+            security=[{"bearer": []}],
+        ),
+        on_shutdown=[lambda: engine.dispose()],
+    )
+
+
+def _domain_routers() -> list[Any]:
+    """Routers of domains that extend the core (risk, log, evals, web page), when present."""
+    return []

@@ -1,0 +1,90 @@
+"""HTTP routes for artifacts.
+
+Artifact names hold slashes (`acme/owl-teacher@1`), and the router decodes `%2F` before matching,
+so one route takes the whole rest of the path: `/v1/artifacts/<ref>` shows the artifact and
+`/v1/artifacts/<ref>/<view>` one of its views (`lineage`, and views other domains register, such
+as `risk`). A version never contains '/', so the split is unambiguous.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from litestar import Controller, Request, get
+from litestar.params import Parameter
+from sqlmodel import Session
+
+from lineage.types import ArtifactKind
+
+from ..auth import Caller
+from ..errors import NotFoundError
+from ..models import Artifact
+from . import service
+from .schemas import ArtifactsPublic, Direction
+
+# view name -> function(session, artifact, query params) -> JSON-ready answer
+View = Callable[[Session, Artifact, dict[str, str]], Any]
+VIEWS: dict[str, View] = {}
+
+
+def register_view(name: str, view: View) -> None:
+    """Add a sub-resource `/v1/artifacts/<ref>/<name>`."""
+    VIEWS[name] = view
+
+
+def _lineage_view(session: Session, artifact: Artifact, params: dict[str, str]) -> Any:
+    from ..errors import BadRequestError
+
+    raw_dir = params.get("direction", "up")
+    try:
+        direction = Direction(raw_dir)
+    except ValueError as exc:
+        raise BadRequestError("direction must be 'up' or 'down'", field="direction") from exc
+    raw_depth = params.get("depth", "10")
+    if not raw_depth.isdigit():
+        raise BadRequestError("depth must be a positive integer", field="depth")
+    return service.lineage(session, artifact, direction, int(raw_depth))
+
+
+register_view("lineage", _lineage_view)
+
+
+class ArtifactController(Controller):
+    """List, search and show artifacts and their lineage."""
+
+    path = "/v1/artifacts"
+    tags = ["artifacts"]
+
+    @get("/", sync_to_thread=True, summary="List and search artifacts")
+    def list(
+        self,
+        db_session: Session,
+        caller: Caller,
+        q: str | None = Parameter(default=None, description="Name substring or digest prefix"),
+        kind: ArtifactKind | None = None,
+        limit: int = Parameter(default=50, ge=1, le=500),
+        offset: int = Parameter(default=0, ge=0),
+    ) -> ArtifactsPublic:
+        rows, total = service.search(db_session, q=q, kind=kind, limit=limit, offset=offset)
+        return ArtifactsPublic(
+            data=[service.to_public(a) for a in rows], count=total, limit=limit, offset=offset
+        )
+
+    @get(
+        "/{ref:path}",
+        sync_to_thread=True,
+        summary="Show an artifact, or one of its views",
+        description="`<ref>` is an id, `sha256:<digest>` or `name@version`. Views: "
+        "`<ref>/lineage?direction=up|down&depth=N` (nodes and edges), `<ref>/risk` (flags and "
+        "at-risk marks with explanations).",
+    )
+    def show(self, ref: str, request: Request[Any, Any, Any], db_session: Session, caller: Caller) -> Any:
+        ref = ref.strip("/")
+        head, _, view_name = ref.rpartition("/")
+        if head and view_name in VIEWS and "@" not in view_name:
+            artifact = service.resolve(db_session, head)
+            return VIEWS[view_name](db_session, artifact, dict(request.query_params))
+        if "/" in ref and "@" not in ref:
+            raise NotFoundError(f"no artifact view {view_name!r}", field="ref")
+        return service.to_public(service.resolve(db_session, ref))

@@ -1,0 +1,69 @@
+"""API shapes for artifacts and lineage."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel
+
+from lineage.types import ArtifactKind, Relation
+
+
+class ArtifactPublic(BaseModel):
+    """An artifact as the API shows it."""
+
+    id: int
+    digest: str
+    kind: ArtifactKind
+    name: str
+    version: str
+    ref: str
+    opaque: bool
+    metadata: dict[str, Any]
+    attestation_id: int
+    created_at: datetime
+
+
+class ArtifactsPublic(BaseModel):
+    """A page of artifacts."""
+
+    data: list[ArtifactPublic]
+    count: int
+    limit: int
+    offset: int
+
+
+class Direction(str, Enum):
+    """Which way a lineage query walks."""
+
+    UP = "up"
+    DOWN = "down"
+
+
+class EdgePublic(BaseModel):
+    """child -> parent."""
+
+    child: str
+    parent: str
+    relation: Relation
+    attestation_id: int
+
+
+class LineageNode(BaseModel):
+    """A node of a lineage answer, with its distance from the start."""
+
+    artifact: ArtifactPublic
+    depth: int
+
+
+class LineagePublic(BaseModel):
+    """Nodes and edges reachable from `root` in `direction`, up to `depth` hops."""
+
+    root: str
+    direction: Direction
+    depth: int
+    nodes: list[LineageNode]
+    edges: list[EdgePublic]
+    truncated: bool

@@ -1,0 +1,301 @@
+"""Artifacts and lineage edges: applying registrations, lookups, and graph walks in SQL.
+
+A registration statement names one artifact (by content digest) and its parents (by digest).
+Re-registering a known digest is how lineage is amended later (say, a `trained_on` edge that was
+not known at first); so a cycle is possible, and is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import func, or_, select, text
+from sqlmodel import Session
+
+from lineage.errors import CycleError
+from lineage.statements import VerifiedStatement, parse_registration
+from lineage.types import ArtifactKind, Relation, check_digest
+
+from ..errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError
+from ..models import Artifact, Attestation, LineageEdge
+from .schemas import ArtifactPublic, Direction, EdgePublic, LineageNode, LineagePublic
+
+_CHUNK = 500
+MAX_DEPTH = 64
+MAX_NODES = 10_000
+
+
+def to_public(a: Artifact) -> ArtifactPublic:
+    """API view of an artifact row."""
+    assert a.id is not None
+    return ArtifactPublic(
+        id=a.id,
+        digest=a.digest,
+        kind=ArtifactKind(a.kind),
+        name=a.name,
+        version=a.version,
+        ref=f"{a.name}@{a.version}",
+        opaque=a.opaque,
+        metadata=a.metadata_,
+        attestation_id=a.attestation_id,
+        created_at=a.created_at,
+    )
+
+
+def resolve(session: Session, ref: str) -> Artifact:
+    """Find an artifact by id, `sha256:<digest>` (or a bare digest), or `name@version`.
+
+    Raises:
+        NotFoundError: nothing matches.
+        BadRequestError: the reference has none of these forms.
+    """
+    ref = ref.strip()
+    row: Artifact | None
+    if ref.isdigit():
+        row = session.get(Artifact, int(ref))
+    elif ref.startswith("sha256:") or (len(ref) == 64 and all(c in "0123456789abcdef" for c in ref)):
+        digest = check_digest(ref, field_name="ref")
+        row = session.scalars(select(Artifact).where(Artifact.digest == digest)).first()  # type: ignore[arg-type]
+    elif "@" in ref:
+        name, _, version = ref.rpartition("@")
+        row = session.scalars(
+            select(Artifact).where(Artifact.name == name, Artifact.version == version)  # type: ignore[arg-type]
+        ).first()
+    else:
+        raise BadRequestError(
+            f"artifact reference {ref!r} must be an id, sha256:<digest> or name@version",
+            field="ref",
+        )
+    if row is None:
+        raise NotFoundError(f"no artifact {ref}", field="ref", ref=ref)
+    return row
+
+
+def search(
+    session: Session, *, q: str | None, kind: ArtifactKind | None, limit: int, offset: int
+) -> tuple[list[Artifact], int]:
+    """A page of artifacts, newest first, optionally filtered by name substring and kind."""
+    stmt = select(Artifact)
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(
+            or_(Artifact.name.like(pattern, escape="\\"), Artifact.digest.startswith(q.lower()))  # type: ignore[attr-defined]
+        )
+    if kind is not None:
+        stmt = stmt.where(Artifact.kind == kind.value)  # type: ignore[arg-type]
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(stmt.order_by(Artifact.id.desc()).limit(limit).offset(offset))  # type: ignore[union-attr]
+    return list(rows), total
+
+
+def _by_digest(session: Session, digests: Iterable[str]) -> dict[str, Artifact]:
+    out: dict[str, Artifact] = {}
+    items = list(dict.fromkeys(digests))
+    for i in range(0, len(items), _CHUNK):
+        part = items[i : i + _CHUNK]
+        for a in session.scalars(select(Artifact).where(Artifact.digest.in_(part))):  # type: ignore[attr-defined]
+            out[a.digest] = a
+    return out
+
+
+def _find_path_up(session: Session, start: int, target: int) -> list[int] | None:
+    """Ids from `start` up to `target` through parent edges, if `target` is an ancestor."""
+    prev: dict[int, int] = {start: start}
+    frontier = [start]
+    while frontier:
+        nxt: list[int] = []
+        for i in range(0, len(frontier), _CHUNK):
+            part = frontier[i : i + _CHUNK]
+            rows = session.execute(
+                select(LineageEdge.child_id, LineageEdge.parent_id).where(
+                    LineageEdge.child_id.in_(part)  # type: ignore[attr-defined]
+                )
+            )
+            for child, parent in rows:
+                if parent in prev:
+                    continue
+                prev[parent] = child
+                if parent == target:
+                    path = [parent]
+                    while path[-1] != start:
+                        path.append(prev[path[-1]])
+                    return path[::-1]
+                nxt.append(parent)
+        frontier = nxt
+    return None
+
+
+def apply_registration(
+    session: Session, attestation: Attestation, verified: VerifiedStatement
+) -> dict[str, Any]:
+    """Write the artifact and edges a verified registration declares (no commit).
+
+    Raises:
+        InvalidStatementError: the predicate is malformed.
+        ConflictError: the digest or name@version is recorded differently.
+        UnprocessableError: a parent is unknown.
+        RelationError: a relation joins the wrong kinds.
+        CycleError: an edge would make an artifact its own ancestor.
+    """
+    reg = parse_registration(verified.statement)
+    art = reg.artifact
+    existing = session.scalars(select(Artifact).where(Artifact.digest == art.digest)).first()  # type: ignore[arg-type]
+    if existing is not None:
+        if (existing.kind, existing.name, existing.version) != (art.kind.value, art.name, art.version):
+            raise ConflictError(
+                f"digest {art.digest} is already registered as {existing.kind} "
+                f"{existing.name}@{existing.version}",
+                field="subject[0].digest",
+            )
+    else:
+        clash = session.scalars(
+            select(Artifact).where(Artifact.name == art.name, Artifact.version == art.version)  # type: ignore[arg-type]
+        ).first()
+        if clash is not None:
+            raise ConflictError(
+                f"{art.label} is already registered with another digest ({clash.digest}); "
+                "register new content under a new version",
+                field="predicate.artifact.version",
+            )
+    parents = _by_digest(session, (p.digest for p in reg.parents))
+    for i, link in enumerate(reg.parents):
+        parent = parents.get(link.digest)
+        if parent is None:
+            raise UnprocessableError(
+                f"unknown parent sha256:{link.digest}: register it first",
+                field=f"predicate.parents[{i}].digest",
+                digest=link.digest,
+            )
+        link.relation.check_kinds(art.kind, ArtifactKind(parent.kind))
+
+    if existing is None:
+        row = Artifact(
+            digest=art.digest,
+            kind=art.kind.value,
+            name=art.name,
+            version=art.version,
+            opaque=art.opaque,
+            metadata_=dict(reg.metadata),
+            attestation_id=attestation.id,  # type: ignore[arg-type]
+        )
+        session.add(row)
+        session.flush()
+        new_links = list(reg.parents)
+    else:
+        row = existing
+        have = {
+            (p, r)
+            for p, r in session.execute(
+                select(LineageEdge.parent_id, LineageEdge.relation).where(
+                    LineageEdge.child_id == row.id  # type: ignore[arg-type]
+                )
+            )
+        }
+        new_links = [
+            link for link in reg.parents if (parents[link.digest].id, link.relation.value) not in have
+        ]
+        # Only an amended artifact can close a cycle: a new one has no descendants yet.
+        for link in new_links:
+            parent = parents[link.digest]
+            assert parent.id is not None and row.id is not None
+            path = _find_path_up(session, parent.id, row.id)
+            if path is not None:
+                digests = _digests_of(session, path)
+                raise CycleError(
+                    f"edge {link.relation.value} to sha256:{link.digest} would make "
+                    f"{row.name}@{row.version} its own ancestor",
+                    path=(row.digest, *digests),
+                )
+    for link in new_links:
+        session.add(
+            LineageEdge(
+                child_id=row.id,  # type: ignore[arg-type]
+                parent_id=parents[link.digest].id,  # type: ignore[arg-type]
+                relation=link.relation.value,
+                attestation_id=attestation.id,  # type: ignore[arg-type]
+            )
+        )
+    session.flush()
+    return {"artifact": row, "edges_added": len(new_links), "created": existing is None}
+
+
+def _digests_of(session: Session, ids: Sequence[int]) -> list[str]:
+    rows = dict(session.execute(select(Artifact.id, Artifact.digest).where(Artifact.id.in_(ids))).all())  # type: ignore[union-attr]
+    return [rows[i] for i in ids]
+
+
+def lineage(session: Session, root: Artifact, direction: Direction, depth: int) -> LineagePublic:
+    """Walk edges from `root` breadth-first, one query per level, up to `depth` hops.
+
+    Levels are fetched with batched IN queries rather than one recursive CTE: on a DAG a CTE
+    revisits a node once per path, while this visits each node once, and it stops cleanly at
+    `MAX_NODES` with `truncated` set.
+    """
+    if not 1 <= depth <= MAX_DEPTH:
+        raise BadRequestError(f"depth must be between 1 and {MAX_DEPTH}", field="depth")
+    assert root.id is not None
+    seen: dict[int, int] = {root.id: 0}
+    edges: list[tuple[int, int, str, int]] = []
+    frontier = [root.id]
+    truncated = False
+    here, there = (
+        (LineageEdge.child_id, LineageEdge.parent_id)
+        if direction is Direction.UP
+        else (LineageEdge.parent_id, LineageEdge.child_id)
+    )
+    for level in range(1, depth + 1):
+        if not frontier:
+            break
+        nxt: list[int] = []
+        for i in range(0, len(frontier), _CHUNK):
+            part = frontier[i : i + _CHUNK]
+            rows = session.execute(
+                select(
+                    LineageEdge.child_id,
+                    LineageEdge.parent_id,
+                    LineageEdge.relation,
+                    LineageEdge.attestation_id,
+                    there,
+                ).where(here.in_(part))  # type: ignore[attr-defined]
+            )
+            for child, parent, relation, att, other in rows:
+                if other not in seen:
+                    if len(seen) >= MAX_NODES:
+                        truncated = True
+                        continue
+                    seen[other] = level
+                    nxt.append(other)
+                edges.append((child, parent, relation, att))
+        frontier = nxt
+    else:
+        truncated = truncated or bool(frontier) and _has_more(session, frontier, here)
+    arts: dict[int, Artifact] = {}
+    ids = list(seen)
+    for i in range(0, len(ids), _CHUNK):
+        for a in session.scalars(select(Artifact).where(Artifact.id.in_(ids[i : i + _CHUNK]))):  # type: ignore[union-attr]
+            arts[a.id] = a  # type: ignore[index]
+    nodes = [
+        LineageNode(artifact=to_public(arts[i]), depth=d)
+        for i, d in sorted(seen.items(), key=lambda kv: (kv[1], kv[0]))
+    ]
+    edge_rows = [
+        EdgePublic(
+            child=arts[c].digest, parent=arts[p].digest, relation=Relation(r), attestation_id=a
+        )
+        for c, p, r, a in sorted(set(edges))
+        if c in arts and p in arts
+    ]
+    return LineagePublic(
+        root=root.digest,
+        direction=direction,
+        depth=depth,
+        nodes=nodes,
+        edges=edge_rows,
+        truncated=truncated,
+    )
+
+
+def _has_more(session: Session, frontier: list[int], column: Any) -> bool:
+    part = frontier[:_CHUNK]
+    return session.execute(select(text("1")).select_from(LineageEdge).where(column.in_(part)).limit(1)).first() is not None

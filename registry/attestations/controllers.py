@@ -1,0 +1,69 @@
+"""HTTP routes for attestations."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from litestar import Controller, Response, get, post
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from sqlmodel import Session
+
+from lineage.dsse import b64decode
+
+from ..artifacts.service import to_public as artifact_public
+from ..auth import Caller
+from . import service
+from .schemas import AttestationAccepted, AttestationPublic
+
+
+class AttestationController(Controller):
+    """Submit and read signed statements."""
+
+    path = "/v1/attestations"
+    tags = ["attestations"]
+
+    @post(
+        "/",
+        sync_to_thread=True,
+        summary="Submit a DSSE envelope",
+        description="A DSSE envelope (payloadType application/vnd.in-toto+json) holding an in-toto "
+        "Statement v1, signed with one of the caller's registered Ed25519 keys. 201 when new, 200 "
+        "when the same payload was already accepted.",
+    )
+    def submit(
+        self, data: dict[str, Any], db_session: Session, caller: Caller
+    ) -> Response[AttestationAccepted]:
+        sub = service.submit(db_session, caller, data)
+        att = sub.attestation
+        art = sub.outcome.get("artifact")
+        body = AttestationAccepted(
+            attestation_id=att.id,  # type: ignore[arg-type]
+            payload_digest=att.payload_digest,
+            predicate_type=att.predicate_type,
+            signer_keyid=att.signer_keyid,
+            principal=sub.principal,
+            received_at=att.received_at,
+            created=sub.created,
+            artifact=artifact_public(art) if art is not None else None,
+            edges_added=int(sub.outcome.get("edges_added", 0)),
+            result=sub.outcome.get("result"),
+            log_index=sub.outcome.get("log_index"),
+            inclusion_proof=sub.outcome.get("inclusion_proof"),
+        )
+        return Response(body, status_code=HTTP_201_CREATED if sub.created else HTTP_200_OK)
+
+    @get("/{attestation_id:int}", sync_to_thread=True, summary="Get a stored attestation")
+    def get(self, attestation_id: int, db_session: Session, caller: Caller) -> AttestationPublic:
+        att, principal = service.get(db_session, attestation_id)
+        statement = json.loads(b64decode(att.envelope["payload"], field="payload"))
+        return AttestationPublic(
+            id=att.id,  # type: ignore[arg-type]
+            payload_digest=att.payload_digest,
+            predicate_type=att.predicate_type,
+            signer_keyid=att.signer_keyid,
+            principal=principal,
+            received_at=att.received_at,
+            envelope=att.envelope,
+            statement=statement,
+        )

@@ -1,0 +1,40 @@
+"""API shapes for attestations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..artifacts.schemas import ArtifactPublic
+
+
+class AttestationAccepted(BaseModel):
+    """The answer to a submitted envelope."""
+
+    attestation_id: int
+    payload_digest: str
+    predicate_type: str
+    signer_keyid: str
+    principal: str
+    received_at: datetime
+    created: bool
+    artifact: ArtifactPublic | None = None
+    edges_added: int = 0
+    result: dict[str, Any] | None = None
+    log_index: int | None = None
+    inclusion_proof: dict[str, Any] | None = None
+
+
+class AttestationPublic(BaseModel):
+    """A stored attestation with its verbatim envelope."""
+
+    id: int
+    payload_digest: str
+    predicate_type: str
+    signer_keyid: str
+    principal: str
+    received_at: datetime
+    envelope: dict[str, Any]
+    statement: dict[str, Any]

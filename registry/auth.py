@@ -1,0 +1,91 @@
+"""Bearer-token authentication and roles.
+
+A token is 32 random bytes, shown once; only its sha256 is stored. Roles are a closed set; what
+each may do is decided here, by `require`, so controllers declare intent in one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from litestar import Request
+from sqlalchemy import select
+from sqlmodel import Session
+
+from .errors import AuthenticationError, PermissionDeniedError
+from .models import ApiToken, Principal
+
+TOKEN_PREFIX = "sbk_"
+
+
+class Role(str, Enum):
+    """What a principal may do."""
+
+    ADMIN = "admin"
+    REGISTRAR = "registrar"
+    REVIEWER = "reviewer"
+    VIEWER = "viewer"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated principal of a request."""
+
+    id: int
+    name: str
+    role: Role
+
+
+def new_token() -> str:
+    """A fresh API token."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def authenticate(session: Session, authorization: str | None) -> Caller:
+    """Resolve an `Authorization: Bearer <token>` header to its principal.
+
+    Raises:
+        AuthenticationError: no header, a malformed header, or an unknown or revoked token.
+    """
+    if not authorization:
+        raise AuthenticationError("missing Authorization header (expected 'Bearer <token>')")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("Authorization header must be 'Bearer <token>'")
+    row = session.execute(
+        select(Principal.id, Principal.name, Principal.role)
+        .join(ApiToken, ApiToken.principal_id == Principal.id)  # type: ignore[arg-type]
+        .where(ApiToken.token_hash == hash_token(token.strip()))  # type: ignore[arg-type]
+        .where(ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
+    ).first()
+    if row is None:
+        raise AuthenticationError("unknown or revoked API token")
+    return Caller(id=row.id, name=row.name, role=Role(row.role))
+
+
+def require(caller: Caller, *roles: Role) -> Caller:
+    """Allow `caller` if its role is one of `roles`; admins are always allowed.
+
+    Raises:
+        PermissionDeniedError: naming the roles that may do this.
+    """
+    if caller.role is Role.ADMIN or caller.role in roles:
+        return caller
+    allowed = ", ".join(r.value for r in (Role.ADMIN, *roles))
+    raise PermissionDeniedError(
+        f"principal {caller.name!r} has role {caller.role.value!r}; this needs one of: {allowed}"
+    )
+
+
+def provide_caller(request: Request[Any, Any, Any], db_session: Session) -> Caller:
+    """Litestar dependency: the authenticated caller."""
+    return authenticate(db_session, request.headers.get("authorization"))

@@ -1,0 +1,125 @@
+"""Service errors and the one place where any error becomes an HTTP answer.
+
+Domain code (here and in `lineage`) raises typed errors with attributes; `exception_handler`
+maps them to status codes and a JSON body `{"status_code", "detail", "field"}` that names what was
+wrong. Anything unmapped is a bug and answers 500 without leaking internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+from litestar.exceptions import ValidationException as LitestarValidationException
+
+from lineage.errors import (
+    CycleError,
+    DigestError,
+    InvalidEnvelopeError,
+    InvalidStatementError,
+    LineageError,
+    RelationError,
+    UnverifiedSignatureError,
+    VerificationError,
+)
+
+log = logging.getLogger("studbook")
+
+
+class RegistryError(Exception):
+    """Base of service errors."""
+
+    status_code = 500
+
+    def __init__(self, message: str, *, field: str | None = None, **attrs: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.attrs = attrs
+
+
+class BadRequestError(RegistryError):
+    """The request is malformed in a way the schema layer could not see."""
+
+    status_code = 400
+
+
+class AuthenticationError(RegistryError):
+    """No or an unknown bearer token."""
+
+    status_code = 401
+
+
+class PermissionDeniedError(RegistryError):
+    """The caller's role or key does not allow this."""
+
+    status_code = 403
+
+
+class NotFoundError(RegistryError):
+    """A referenced thing does not exist."""
+
+    status_code = 404
+
+
+class ConflictError(RegistryError):
+    """The request contradicts what is already recorded."""
+
+    status_code = 409
+
+
+class PayloadTooLargeError(RegistryError):
+    """The body exceeds the configured limit."""
+
+    status_code = 413
+
+
+class UnprocessableError(RegistryError):
+    """Well-formed, but refers to something that makes it impossible (an unknown parent)."""
+
+    status_code = 422
+
+
+def _status_for_lineage(exc: LineageError) -> int:
+    if isinstance(exc, VerificationError):
+        return 500
+    if isinstance(exc, UnverifiedSignatureError):
+        return 400
+    if isinstance(exc, InvalidEnvelopeError | InvalidStatementError | DigestError):
+        return 400
+    if isinstance(exc, RelationError | CycleError):
+        return 422
+    return 400
+
+
+def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Map any exception raised while handling a request to a JSON error response."""
+    field: str | None = None
+    extra: dict[str, Any] = {}
+    if isinstance(exc, RegistryError):
+        status, detail, field, extra = exc.status_code, exc.message, exc.field, exc.attrs
+    elif isinstance(exc, LineageError):
+        status, detail, field = _status_for_lineage(exc), exc.message, exc.field
+        if isinstance(exc, CycleError):
+            extra = {"path": list(exc.path)}
+        if status == 500:
+            log.error("verification could not run: %s", exc)
+            detail = "signature verification could not run on the server"
+    elif isinstance(exc, LitestarValidationException):
+        status = 400
+        detail = str(exc.detail)
+        extra = {"errors": exc.extra} if exc.extra else {}
+    elif isinstance(exc, HTTPException):
+        status, detail = exc.status_code, str(exc.detail)
+        if exc.extra:
+            extra = {"errors": exc.extra}
+    else:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        status, detail = 500, "internal error"
+    body: dict[str, Any] = {"status_code": status, "detail": detail}
+    if field:
+        body["field"] = field
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return Response(content=body, status_code=status)
