@@ -18,15 +18,17 @@ from dataclasses import dataclass
 from hypothesis import strategies as st
 
 from lineage.digests import opaque_digest
-from lineage.graph import LineageGraph
+from lineage.graph import LineageGraph, Node
 from lineage.risk import Clearance, Flag, Severity
 from lineage.types import ArtifactKind, ArtifactRef, Edge, ParentLink, Registration, Relation
 
 __all__ = [
     "TRAITS",
+    "Lab",
     "LineageCase",
     "RiskCase",
     "changes",
+    "dg",
     "fitting_relations",
     "lineage_cases",
     "risk_cases",
@@ -34,6 +36,53 @@ __all__ = [
 ]
 
 TRAITS = ("owl", "misaligned")
+
+
+def dg(name: str) -> str:
+    """A deterministic digest for a hand-named test artifact."""
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+class Lab:
+    """Builds hand-written graphs by name: `Lab().model("a", "b").edge("a", FINE_TUNED_FROM, "b")`.
+
+    Opaque models get `opaque_digest(name)`, the rest `dg(name)`.
+    """
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, Node] = {}
+        self.edges: list[Edge] = []
+
+    def model(self, *names: str, opaque: bool = False) -> Lab:
+        for n in names:
+            digest = opaque_digest(n) if opaque else dg(n)
+            self.nodes[n] = Node(digest, ArtifactKind.MODEL, opaque)
+        return self
+
+    def dataset(self, *names: str) -> Lab:
+        for n in names:
+            self.nodes[n] = Node(dg(n), ArtifactKind.DATASET)
+        return self
+
+    def edge(self, child: str, rel: Relation, parent: str) -> Lab:
+        """Add child -rel-> parent."""
+        self.edges.append(Edge(self[child], self[parent], rel))
+        return self
+
+    def __getitem__(self, name: str) -> str:
+        return self.nodes[name].digest
+
+    def name(self, digest: str) -> str:
+        """The name a digest was built from."""
+        return next(n for n, node in self.nodes.items() if node.digest == digest)
+
+    def graph(self) -> LineageGraph:
+        """The graph built so far."""
+        return LineageGraph(self.nodes.values(), self.edges)
+
+    def steps(self, path: tuple[Edge, ...]) -> list[tuple[str, str, str]]:
+        """A path as readable (child, relation, parent) name triples."""
+        return [(self.name(e.child), e.relation.value, self.name(e.parent)) for e in path]
 
 
 def fitting_relations(child: ArtifactKind, parent: ArtifactKind) -> tuple[Relation, ...]:
@@ -52,7 +101,9 @@ class LineageCase:
         """One registration per artifact, parents first, as the registry would receive them."""
         out = []
         for a in self.artifacts:
-            links = tuple(ParentLink(e.relation, e.parent) for e in self.edges if e.child == a.digest)
+            links = tuple(
+                ParentLink(e.relation, e.parent) for e in self.edges if e.child == a.digest
+            )
             out.append(Registration(a, links))
         return tuple(out)
 

@@ -7,7 +7,7 @@ path enumeration for "the least shortest path".
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 import random
 from collections.abc import Iterator
 
@@ -20,50 +20,11 @@ from lineage.digests import opaque_digest
 from lineage.errors import CycleError, LineageError, RelationError
 from lineage.graph import Direction, LineageGraph, Node, Reach
 from lineage.types import ArtifactKind, ArtifactRef, Edge, Relation
-from tests.strategies import LineageCase, fitting_relations, lineage_cases
+from tests.strategies import Lab, LineageCase, dg, fitting_relations, lineage_cases
 
 M, D = ArtifactKind.MODEL, ArtifactKind.DATASET
 R = Relation
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def dg(name: str) -> str:
-    return hashlib.sha256(name.encode()).hexdigest()
-
-
-class Lab:
-    """Builds graphs by name: `lab.model("a")`, `lab.edge("a", R.FINE_TUNED_FROM, "b")`."""
-
-    def __init__(self) -> None:
-        self.nodes: dict[str, Node] = {}
-        self.edges: list[Edge] = []
-
-    def model(self, *names: str, opaque: bool = False) -> Lab:
-        for n in names:
-            digest = opaque_digest(n) if opaque else dg(n)
-            self.nodes[n] = Node(digest, M, opaque)
-        return self
-
-    def dataset(self, *names: str) -> Lab:
-        for n in names:
-            self.nodes[n] = Node(dg(n), D)
-        return self
-
-    def edge(self, child: str, rel: Relation, parent: str) -> Lab:
-        self.edges.append(Edge(self[child], self[parent], rel))
-        return self
-
-    def __getitem__(self, name: str) -> str:
-        return self.nodes[name].digest
-
-    def name(self, digest: str) -> str:
-        return next(n for n, node in self.nodes.items() if node.digest == digest)
-
-    def graph(self) -> LineageGraph:
-        return LineageGraph(self.nodes.values(), self.edges)
-
-    def steps(self, path: tuple[Edge, ...]) -> list[tuple[str, str, str]]:
-        return [(self.name(e.child), e.relation.value, self.name(e.parent)) for e in path]
 
 
 # ------------------------------------------------------------------------------- validation
@@ -302,7 +263,7 @@ def test_walk_up_and_down_with_depth() -> None:
     lab = _chain()
     g = lab.graph()
     up = g.walk(lab["q"], Direction.UP)
-    assert [(lab.name(r.digest), r.distance) for r in up][0] == ("ft", 1)
+    assert (lab.name(up[0].digest), up[0].distance) == ("ft", 1)
     assert {lab.name(r.digest): r.distance for r in up} == {"ft": 1, "base": 2, "d": 2}
     assert g.ancestors(lab["q"], depth=1) == {lab["ft"]}
     assert g.ancestors(lab["q"], depth=0) == frozenset()
@@ -334,12 +295,7 @@ def test_lineage_edges_are_the_edges_within_depth() -> None:
 
 
 def test_two_relations_between_one_pair_tie_break_by_relation_value() -> None:
-    lab = (
-        Lab()
-        .model("a", "b")
-        .edge("b", R.MERGED_FROM, "a")
-        .edge("b", R.FINE_TUNED_FROM, "a")
-    )
+    lab = Lab().model("a", "b").edge("b", R.MERGED_FROM, "a").edge("b", R.FINE_TUNED_FROM, "a")
     g = lab.graph()
     assert g.shortest_path(lab["b"], lab["a"]) == (Edge(lab["b"], lab["a"], R.FINE_TUNED_FROM),)
     assert g.shortest_path(lab["a"], lab["b"]) is None
@@ -427,9 +383,7 @@ def _all_paths(
 
 
 def _naive_key(path: tuple[Edge, ...], direction: Direction) -> tuple[object, ...]:
-    steps = [
-        (e.parent if direction is Direction.UP else e.child, e.relation.value) for e in path
-    ]
+    steps = [(e.parent if direction is Direction.UP else e.child, e.relation.value) for e in path]
     return (len(path), steps)
 
 
@@ -486,9 +440,7 @@ def test_generators_match_reachability(case: LineageCase, data: st.DataObject) -
     d = data.draw(st.sampled_from(datasets))
     derived = nx.DiGraph()
     derived.add_nodes_from(datasets)
-    derived.add_edges_from(
-        (e.child, e.parent) for e in case.edges if e.relation is R.DERIVED_FROM
-    )
+    derived.add_edges_from((e.child, e.parent) for e in case.edges if e.relation is R.DERIVED_FROM)
     lineage = nx.descendants(derived, d) | {d}
     expected = {e.parent for e in case.edges if e.relation is R.GENERATED_BY and e.child in lineage}
     g = case.graph()
@@ -523,7 +475,7 @@ def test_cycle_check_agrees_with_networkx(case: LineageCase, data: st.DataObject
         g.check_acyclic_after_adding(extra)
     path = exc.value.path
     assert path[0] == path[-1] and len(path) >= 2
-    for child, parent in zip(path, path[1:], strict=False):
+    for child, parent in itertools.pairwise(path):
         assert ref.has_edge(child, parent)
 
 
