@@ -86,6 +86,11 @@ def require(caller: Caller, *roles: Role) -> Caller:
     )
 
 
-def provide_caller(request: Request[Any, Any, Any], db_session: Session) -> Caller:
-    """Litestar dependency: the authenticated caller."""
-    return authenticate(db_session, request.headers.get("authorization"))
+def provide_caller(request: Request[Any, Any, Any]) -> Caller:
+    """Litestar dependency: the authenticated caller.
+
+    Uses its own short session, so the handler's session starts clean and a writer can take
+    the write lock at its first statement.
+    """
+    with Session(request.app.state.engine) as session:
+        return authenticate(session, request.headers.get("authorization"))

@@ -17,7 +17,6 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
-
 WRITE_OPTION = "studbook_write"
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel
 
 from lineage.types import ArtifactKind, Relation
+
+from ..schema_types import UtcDateTime
 
 
 class ArtifactPublic(BaseModel):
@@ -23,7 +24,7 @@ class ArtifactPublic(BaseModel):
     opaque: bool
     metadata: dict[str, Any]
     attestation_id: int
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class ArtifactsPublic(BaseModel):

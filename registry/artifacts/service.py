@@ -269,7 +269,7 @@ def lineage(session: Session, root: Artifact, direction: Direction, depth: int) 
                 edges.append((child, parent, relation, att))
         frontier = nxt
     else:
-        truncated = truncated or bool(frontier) and _has_more(session, frontier, here)
+        truncated = truncated or (bool(frontier) and _has_more(session, frontier, here))
     arts: dict[int, Artifact] = {}
     ids = list(seen)
     for i in range(0, len(ids), _CHUNK):

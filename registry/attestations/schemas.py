@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 
 from ..artifacts.schemas import ArtifactPublic
+from ..schema_types import UtcDateTime
 
 
 class AttestationAccepted(BaseModel):
@@ -18,7 +18,7 @@ class AttestationAccepted(BaseModel):
     predicate_type: str
     signer_keyid: str
     principal: str
-    received_at: datetime
+    received_at: UtcDateTime
     created: bool
     artifact: ArtifactPublic | None = None
     edges_added: int = 0
@@ -35,6 +35,6 @@ class AttestationPublic(BaseModel):
     predicate_type: str
     signer_keyid: str
     principal: str
-    received_at: datetime
+    received_at: UtcDateTime
     envelope: dict[str, Any]
     statement: dict[str, Any]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
+
+from ..schema_types import UtcDateTime
 
 
 class KeyCreate(BaseModel):
@@ -22,8 +22,8 @@ class KeyPublic(BaseModel):
     keyid: str
     public_key: str
     principal: str
-    created_at: datetime
-    revoked_at: datetime | None
+    created_at: UtcDateTime
+    revoked_at: UtcDateTime | None
 
 
 class KeysPublic(BaseModel):

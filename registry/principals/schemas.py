@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
 
 from ..auth import Role
+from ..schema_types import UtcDateTime
 
 
 class PrincipalCreate(BaseModel):
@@ -22,7 +21,7 @@ class PrincipalPublic(BaseModel):
     id: int
     name: str
     role: Role
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class PrincipalsPublic(BaseModel):

@@ -1,0 +1,16 @@
+"""Field types shared by API schemas."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite stores timestamps without an offset; every timestamp Studbook writes is UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
