@@ -96,7 +96,7 @@ def test_body_is_the_c2sp_layout() -> None:
     assert Checkpoint.from_body(with_ext.body()) == with_ext
 
 
-def test_golden_signed_checkpoint(request: pytest.FixtureRequest) -> None:
+def test_golden_signed_checkpoint(update_goldens: bool) -> None:
     leaves = [
         *("", "00", "10", "2021", "3031", "40414243", "5051525354555657"),
         "606162636465666768696a6b6c6d6e6f",
@@ -105,7 +105,7 @@ def test_golden_signed_checkpoint(request: pytest.FixtureRequest) -> None:
     assert tree.root() == ROOT_8
     note = sign_checkpoint(Checkpoint(LOG, tree.size, tree.root()), LOG, LOG_KEY)
     golden = VECTORS / "checkpoint.golden.note"
-    if request.config.getoption("--update-goldens", default=False):
+    if update_goldens:
         golden.write_text(note, encoding="utf-8")
     assert note == golden.read_text(encoding="utf-8")
     public = LOG_KEY.public_key()
