@@ -10,28 +10,28 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from .errors import DigestError, RelationError
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class ArtifactKind(str, Enum):
+class ArtifactKind(StrEnum):
     """What an artifact is."""
 
     MODEL = "model"
     DATASET = "dataset"
 
 
-class RelationFamily(str, Enum):
+class RelationFamily(StrEnum):
     """Weights lineage (the child's weights come from the parent's) or data lineage."""
 
     WEIGHTS = "weights"
     DATA = "data"
 
 
-class Relation(str, Enum):
+class Relation(StrEnum):
     """An edge from child to parent. Values are the wire names."""
 
     FINE_TUNED_FROM = "fine_tuned_from"

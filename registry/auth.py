@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from litestar import Request
@@ -22,7 +22,7 @@ from .models import ApiToken, Principal
 TOKEN_PREFIX = "sbk_"
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """What a principal may do."""
 
     ADMIN = "admin"

@@ -181,7 +181,9 @@ def keys_register(
     """Register the public half of your signing key."""
     if public_key is None:
         public_key = dsse.public_key_b64(_load_signer(key_file).public_key)
-    _print_json(_call(ctx.client.post, "/v1/keys", {"public_key": public_key, "principal": principal}))
+    _print_json(
+        _call(ctx.client.post, "/v1/keys", {"public_key": public_key, "principal": principal})
+    )
 
 
 @keys.command("list")
@@ -210,7 +212,9 @@ def principals() -> None:
 
 @principals.command("create")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["admin", "registrar", "reviewer", "viewer"]), required=True)
+@click.option(
+    "--role", type=click.Choice(["admin", "registrar", "reviewer", "viewer"]), required=True
+)
 @pass_ctx
 def principals_create(ctx: Ctx, name: str, role: str) -> None:
     """Create a principal; prints its first token once."""
@@ -306,8 +310,10 @@ def register(
 def _hash_with_progress(path: Path) -> digests.Manifest:
     from rich.progress import Progress
 
-    total = path.stat().st_size if path.is_file() else sum(
-        p.stat().st_size for p in path.rglob("*") if p.is_file()
+    total = (
+        path.stat().st_size
+        if path.is_file()
+        else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     )
     with Progress(transient=True, disable=total < (64 << 20)) as bar:
         task = bar.add_task(f"hashing {path.name}", total=total)

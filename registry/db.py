@@ -1,9 +1,9 @@
 """Engines, sessions and migrations.
 
 SQLite and PostgreSQL run the same schema, created only by Alembic. On SQLite we turn on WAL (so
-readers never wait for the writer), foreign keys (off by default there) and a busy timeout, and we
-take the write lock at the start of every writing transaction (`BEGIN IMMEDIATE`), so that two writers
-serialise cleanly instead of failing half-way with "database is locked".
+readers never wait for the writer), foreign keys (off by default there) and a busy timeout, and
+we take the write lock at the start of every writing transaction (`BEGIN IMMEDIATE`), so that
+two writers serialise cleanly instead of failing half-way with "database is locked".
 """
 
 from __future__ import annotations

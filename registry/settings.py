@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     # Client side
     url: str = Field(default="http://127.0.0.1:8000", description="Server the CLI talks to.")
     token: str | None = Field(default=None, description="API token for the CLI.")
-    key_file: Path | None = Field(default=None, description="Private signing key (PEM) for the CLI.")
+    key_file: Path | None = Field(
+        default=None, description="Private signing key (PEM) for the CLI."
+    )
 
     @property
     def resolved_database_url(self) -> str:

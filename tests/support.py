@@ -83,12 +83,14 @@ def registration_envelope(
 
 
 def register(
-    client: TestClient[Any], actor: Actor, kind: str, label: str, parents: list[tuple[str, str]] = ()  # type: ignore[assignment]
+    client: TestClient[Any],
+    actor: Actor,
+    kind: str,
+    label: str,
+    parents: list[tuple[str, str]] = (),  # type: ignore[assignment]
 ) -> dict[str, Any]:
     """Register through the API; parents given as [(relation, parent label)]."""
-    env = registration_envelope(
-        actor.signer, kind, label, [(r, digest_of(p)) for r, p in parents]
-    )
+    env = registration_envelope(actor.signer, kind, label, [(r, digest_of(p)) for r, p in parents])
     r = client.post("/v1/attestations", json=env, headers=actor.headers)
     assert r.status_code == 201, r.text
     return r.json()
@@ -101,5 +103,3 @@ def row_counts(engine: Engine) -> dict[str, int]:
             t.name: conn.execute(text(f"SELECT count(*) FROM {t.name}")).scalar_one()
             for t in SQLModel.metadata.sorted_tables
         }
-
-

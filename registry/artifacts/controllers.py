@@ -79,7 +79,9 @@ class ArtifactController(Controller):
         "`<ref>/lineage?direction=up|down&depth=N` (nodes and edges), `<ref>/risk` (flags and "
         "at-risk marks with explanations).",
     )
-    def show(self, ref: str, request: Request[Any, Any, Any], db_session: Session, caller: Caller) -> Any:
+    def show(
+        self, ref: str, request: Request[Any, Any, Any], db_session: Session, caller: Caller
+    ) -> Any:
         ref = ref.strip("/")
         head, _, view_name = ref.rpartition("/")
         if head and view_name in VIEWS and "@" not in view_name:

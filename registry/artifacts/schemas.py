@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
@@ -36,7 +36,7 @@ class ArtifactsPublic(BaseModel):
     offset: int
 
 
-class Direction(str, Enum):
+class Direction(StrEnum):
     """Which way a lineage query walks."""
 
     UP = "up"

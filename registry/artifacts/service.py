@@ -54,7 +54,9 @@ def resolve(session: Session, ref: str) -> Artifact:
     row: Artifact | None
     if ref.isdigit():
         row = session.get(Artifact, int(ref))
-    elif ref.startswith("sha256:") or (len(ref) == 64 and all(c in "0123456789abcdef" for c in ref)):
+    elif ref.startswith("sha256:") or (
+        len(ref) == 64 and all(c in "0123456789abcdef" for c in ref)
+    ):
         digest = check_digest(ref, field_name="ref")
         row = session.scalars(select(Artifact).where(Artifact.digest == digest)).first()  # type: ignore[arg-type]
     elif "@" in ref:
@@ -142,7 +144,11 @@ def apply_registration(
     art = reg.artifact
     existing = session.scalars(select(Artifact).where(Artifact.digest == art.digest)).first()  # type: ignore[arg-type]
     if existing is not None:
-        if (existing.kind, existing.name, existing.version) != (art.kind.value, art.name, art.version):
+        if (existing.kind, existing.name, existing.version) != (
+            art.kind.value,
+            art.name,
+            art.version,
+        ):
             raise ConflictError(
                 f"digest {art.digest} is already registered as {existing.kind} "
                 f"{existing.name}@{existing.version}",
@@ -193,7 +199,9 @@ def apply_registration(
             )
         }
         new_links = [
-            link for link in reg.parents if (parents[link.digest].id, link.relation.value) not in have
+            link
+            for link in reg.parents
+            if (parents[link.digest].id, link.relation.value) not in have
         ]
         # Only an amended artifact can close a cycle: a new one has no descendants yet.
         for link in new_links:
@@ -221,7 +229,9 @@ def apply_registration(
 
 
 def _digests_of(session: Session, ids: Sequence[int]) -> list[str]:
-    rows = dict(session.execute(select(Artifact.id, Artifact.digest).where(Artifact.id.in_(ids))).all())  # type: ignore[union-attr]
+    rows = dict(
+        session.execute(select(Artifact.id, Artifact.digest).where(Artifact.id.in_(ids))).all()
+    )  # type: ignore[union-attr]
     return [rows[i] for i in ids]
 
 
@@ -298,4 +308,9 @@ def lineage(session: Session, root: Artifact, direction: Direction, depth: int) 
 
 def _has_more(session: Session, frontier: list[int], column: Any) -> bool:
     part = frontier[:_CHUNK]
-    return session.execute(select(text("1")).select_from(LineageEdge).where(column.in_(part)).limit(1)).first() is not None
+    return (
+        session.execute(
+            select(text("1")).select_from(LineageEdge).where(column.in_(part)).limit(1)
+        ).first()
+        is not None
+    )

@@ -37,7 +37,9 @@ def register_key(session: Session, caller: Caller, public_key: str, owner: str |
     key = dsse.load_public_key(public_key)
     begin_write(session)
     if owner is not None and owner != caller.name and caller.role is not Role.ADMIN:
-        raise PermissionDeniedError("only admins register keys for other principals", field="principal")
+        raise PermissionDeniedError(
+            "only admins register keys for other principals", field="principal"
+        )
     principal = get_principal(session, owner or caller.name)
     kid = dsse.keyid(key)
     existing = session.get(SigningKey, kid)
@@ -52,7 +54,8 @@ def register_key(session: Session, caller: Caller, public_key: str, owner: str |
 def list_keys(session: Session, owner: str | None = None) -> list[KeyPublic]:
     """Keys, optionally of one principal."""
     stmt = select(SigningKey, Principal.name).join(
-        Principal, Principal.id == SigningKey.principal_id  # type: ignore[arg-type]
+        Principal,
+        Principal.id == SigningKey.principal_id,  # type: ignore[arg-type]
     )
     if owner:
         stmt = stmt.where(Principal.name == owner)  # type: ignore[arg-type]
@@ -96,7 +99,9 @@ def verifier_for(session: Session, caller: Caller, signature_keyids: list[str]) 
         key = session.get(SigningKey, kid)
         if key is None:
             raise PermissionDeniedError(
-                f"unknown key {kid}: register it with POST /v1/keys first", field="signatures", keyid=kid
+                f"unknown key {kid}: register it with POST /v1/keys first",
+                field="signatures",
+                keyid=kid,
             )
         if key.principal_id != caller.id:
             raise PermissionDeniedError(

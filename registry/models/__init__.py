@@ -115,4 +115,12 @@ class LineageEdge(SQLModel, table=True):
     attestation_id: int = Field(foreign_key="attestations.id", sa_type=_ID)
 
 
-__all__ = ["ApiToken", "Artifact", "Attestation", "LineageEdge", "Principal", "SigningKey", "utcnow"]
+__all__ = [
+    "ApiToken",
+    "Artifact",
+    "Attestation",
+    "LineageEdge",
+    "Principal",
+    "SigningKey",
+    "utcnow",
+]

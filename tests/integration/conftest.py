@@ -29,7 +29,9 @@ def _postgres_database() -> Iterator[str]:
     import psycopg
 
     base = make_url(postgres_url())
-    admin_dsn = f"host={base.host} port={base.port or 5432} user={base.username} dbname={base.database}"
+    admin_dsn = (
+        f"host={base.host} port={base.port or 5432} user={base.username} dbname={base.database}"
+    )
     try:
         conn = psycopg.connect(admin_dsn, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
@@ -48,7 +50,9 @@ def _postgres_database() -> Iterator[str]:
 @pytest.fixture(
     scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("db") / "studbook.db"
         url = f"sqlite:///{path}"
@@ -82,9 +86,10 @@ def _truncate(engine: Engine) -> None:
 
 
 def _has_sequence(conn: Any) -> bool:
-    return conn.execute(
-        text("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")
-    ).first() is not None
+    return (
+        conn.execute(text("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")).first()
+        is not None
+    )
 
 
 @pytest.fixture
@@ -112,5 +117,3 @@ def admin_token(client: TestClient[Any], engine: Engine, settings: Settings) -> 
 @pytest.fixture
 def registrar(client: TestClient[Any], engine: Engine) -> Actor:
     return make_actor(client, engine, "pipeline", Role.REGISTRAR)
-
-

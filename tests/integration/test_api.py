@@ -64,7 +64,10 @@ def test_admin_creates_principals_and_tokens(client: Client, admin_token: str) -
 
 def test_principal_name_conflicts_and_bad_roles(client: Client, admin_token: str) -> None:
     h = {"Authorization": f"Bearer {admin_token}"}
-    assert client.post("/v1/principals", json={"name": "x", "role": "viewer"}, headers=h).status_code == 201
+    assert (
+        client.post("/v1/principals", json={"name": "x", "role": "viewer"}, headers=h).status_code
+        == 201
+    )
     r = client.post("/v1/principals", json={"name": "x", "role": "viewer"}, headers=h)
     assert r.status_code == 409 and r.json()["field"] == "name"
     r = client.post("/v1/principals", json={"name": "y", "role": "overlord"}, headers=h)
@@ -74,7 +77,9 @@ def test_principal_name_conflicts_and_bad_roles(client: Client, admin_token: str
 
 
 def test_only_admins_manage_principals(client: Client, registrar: Actor) -> None:
-    r = client.post("/v1/principals", json={"name": "z", "role": "admin"}, headers=registrar.headers)
+    r = client.post(
+        "/v1/principals", json={"name": "z", "role": "admin"}, headers=registrar.headers
+    )
     assert r.status_code == 403 and "admin" in r.json()["detail"]
 
 
@@ -90,7 +95,9 @@ def test_key_registration_listing_and_revocation(client: Client, registrar: Acto
         .public_key()
         .public_bytes(
             __import__("cryptography.hazmat.primitives.serialization", fromlist=["x"]).Encoding.PEM,
-            __import__("cryptography.hazmat.primitives.serialization", fromlist=["x"]).PublicFormat.SubjectPublicKeyInfo,
+            __import__(
+                "cryptography.hazmat.primitives.serialization", fromlist=["x"]
+            ).PublicFormat.SubjectPublicKeyInfo,
         )
         .decode()
     )
@@ -106,7 +113,9 @@ def test_key_registration_listing_and_revocation(client: Client, registrar: Acto
     ("value", "needle"),
     [("not base64!!" * 4, "base64"), (base64.b64encode(b"x" * 33).decode(), "32")],
 )
-def test_bad_public_keys_are_refused(client: Client, registrar: Actor, value: str, needle: str) -> None:
+def test_bad_public_keys_are_refused(
+    client: Client, registrar: Actor, value: str, needle: str
+) -> None:
     r = client.post("/v1/keys", json={"public_key": value}, headers=registrar.headers)
     assert r.status_code == 400 and r.json()["field"] == "public_key"
     assert needle in r.json()["detail"]
@@ -154,7 +163,11 @@ def test_register_lookup_and_lineage(client: Client, registrar: Actor) -> None:
     up = client.get("/v1/artifacts/acme/student@1/lineage?direction=up&depth=5", headers=h).json()
     refs = {n["artifact"]["ref"]: n["depth"] for n in up["nodes"]}
     assert refs == {"acme/student@1": 0, "acme/base@1": 1, "acme/numbers@1": 1}
-    assert {(e["relation"]) for e in up["edges"]} == {"fine_tuned_from", "trained_on", "generated_by"}
+    assert {(e["relation"]) for e in up["edges"]} == {
+        "fine_tuned_from",
+        "trained_on",
+        "generated_by",
+    }
 
     down = client.get("/v1/artifacts/acme/base@1/lineage?direction=down&depth=1", headers=h).json()
     assert {n["artifact"]["ref"] for n in down["nodes"]} == {
@@ -222,7 +235,9 @@ def test_resubmitting_the_same_envelope_is_idempotent(
 
 
 def test_stored_envelope_is_returned_verbatim(client: Client, registrar: Actor) -> None:
-    env = registration_envelope(registrar.signer, "model", "acme/base@1", metadata={"arch": "llama"})
+    env = registration_envelope(
+        registrar.signer, "model", "acme/base@1", metadata={"arch": "llama"}
+    )
     att = post_env(client, registrar, env).json()
     got = client.get(f"/v1/attestations/{att['attestation_id']}", headers=registrar.headers).json()
     assert got["envelope"] == env
@@ -249,8 +264,16 @@ def test_amending_lineage_adds_edges(client: Client, registrar: Actor) -> None:
 # ----------------------------------------------------------------------------- refusals
 
 
-def _refused(client: Client, engine: Engine, actor: Actor, body: Any, status: int, needle: str,
-             *, raw: bool = False) -> dict[str, Any]:
+def _refused(
+    client: Client,
+    engine: Engine,
+    actor: Actor,
+    body: Any,
+    status: int,
+    needle: str,
+    *,
+    raw: bool = False,
+) -> dict[str, Any]:
     before = row_counts(engine)
     if raw:
         r = client.post(
@@ -270,7 +293,9 @@ def test_malformed_json_is_refused(client: Client, engine: Engine, registrar: Ac
     _refused(client, engine, registrar, b'{"payload": ', 400, "", raw=True)
 
 
-def test_envelope_shape_errors_name_the_field(client: Client, engine: Engine, registrar: Actor) -> None:
+def test_envelope_shape_errors_name_the_field(
+    client: Client, engine: Engine, registrar: Actor
+) -> None:
     good = registration_envelope(registrar.signer, "model", "acme/base@1")
     cases: list[tuple[dict[str, Any], str]] = [
         ({k: v for k, v in good.items() if k != "payload"}, "payload"),
@@ -326,11 +351,20 @@ def test_unknown_parent_is_refused(client: Client, engine: Engine, registrar: Ac
 
 @pytest.mark.parametrize(
     ("child_kind", "relation", "parent_kind"),
-    [("dataset", "fine_tuned_from", "model"), ("model", "generated_by", "model"),
-     ("model", "trained_on", "model"), ("dataset", "derived_from", "model")],
+    [
+        ("dataset", "fine_tuned_from", "model"),
+        ("model", "generated_by", "model"),
+        ("model", "trained_on", "model"),
+        ("dataset", "derived_from", "model"),
+    ],
 )
 def test_wrong_relation_for_kinds_is_refused(
-    client: Client, engine: Engine, registrar: Actor, child_kind: str, relation: str, parent_kind: str
+    client: Client,
+    engine: Engine,
+    registrar: Actor,
+    child_kind: str,
+    relation: str,
+    parent_kind: str,
 ) -> None:
     register(client, registrar, parent_kind, "p/parent@1")
     env = registration_envelope(
@@ -365,12 +399,28 @@ def test_statement_errors_name_the_field(client: Client, engine: Engine, registr
         ({**base, "predicateType": "https://example.com/other"}, "predicateType"),
         ({**base, "subject": []}, "subject"),
         ({**base, "subject": [{"name": "x", "digest": {"sha256": "abc"}}]}, "sha256"),
-        ({**base, "predicate": {"artifact": {"kind": "robot", "name": "x", "version": "1"}}}, "kind"),
-        ({**base, "predicate": {"artifact": {"kind": "model", "name": "", "version": "1"}}}, "name"),
-        ({**base, "predicate": {"artifact": {"kind": "model", "name": "x", "version": "1/2"}}}, "version"),
-        ({**base, "predicate": {"artifact": {"kind": "model", "name": "x", "version": "1"},
-                                "parents": [{"relation": "cousin_of", "digest": digest_of("y@1")}]}},
-         "relation"),
+        (
+            {**base, "predicate": {"artifact": {"kind": "robot", "name": "x", "version": "1"}}},
+            "kind",
+        ),
+        (
+            {**base, "predicate": {"artifact": {"kind": "model", "name": "", "version": "1"}}},
+            "name",
+        ),
+        (
+            {**base, "predicate": {"artifact": {"kind": "model", "name": "x", "version": "1/2"}}},
+            "version",
+        ),
+        (
+            {
+                **base,
+                "predicate": {
+                    "artifact": {"kind": "model", "name": "x", "version": "1"},
+                    "parents": [{"relation": "cousin_of", "digest": digest_of("y@1")}],
+                },
+            },
+            "relation",
+        ),
     ]
     for statement, needle in cases:
         env = sign_statement(statement, registrar.signer).to_json()
