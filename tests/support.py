@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from litestar.testing import TestClient
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel
 
 from lineage import dsse
@@ -29,6 +32,29 @@ def postgres_url() -> str:
 def postgres_required() -> bool:
     """CI sets STUDBOOK_TEST_POSTGRES=require so an unreachable server fails instead of skipping."""
     return os.environ.get("STUDBOOK_TEST_POSTGRES", "").lower() in {"1", "require", "required"}
+
+
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test session; dropped afterwards."""
+    import psycopg
+
+    base = make_url(postgres_url())
+    admin_dsn = (
+        f"host={base.host} port={base.port or 5432} user={base.username} dbname={base.database}"
+    )
+    try:
+        conn = psycopg.connect(admin_dsn, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        if postgres_required():
+            pytest.fail(f"PostgreSQL required but unreachable at {postgres_url()}: {exc}")
+        pytest.skip(f"PostgreSQL unreachable at {postgres_url()}")
+    name = f"studbook_test_{uuid.uuid4().hex[:10]}"
+    conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
 
 
 @dataclass

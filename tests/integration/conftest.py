@@ -6,7 +6,6 @@ table is emptied after each test, so tests see an empty registry without paying 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 from sqlalchemy import text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
 from registry.app import create_app
@@ -22,29 +21,7 @@ from registry.auth import Role
 from registry.db import make_engine, upgrade
 from registry.principals.service import bootstrap_admin
 from registry.settings import Settings
-from tests.support import Actor, make_actor, postgres_required, postgres_url
-
-
-def _postgres_database() -> Iterator[str]:
-    import psycopg
-
-    base = make_url(postgres_url())
-    admin_dsn = (
-        f"host={base.host} port={base.port or 5432} user={base.username} dbname={base.database}"
-    )
-    try:
-        conn = psycopg.connect(admin_dsn, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        if postgres_required():
-            pytest.fail(f"PostgreSQL required but unreachable at {postgres_url()}: {exc}")
-        pytest.skip(f"PostgreSQL unreachable at {postgres_url()}")
-    name = f"studbook_test_{uuid.uuid4().hex[:10]}"
-    conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.close()
+from tests.support import Actor, make_actor, postgres_database
 
 
 @pytest.fixture(
@@ -59,7 +36,7 @@ def database_url(
         upgrade(url)
         yield url
     else:
-        gen = _postgres_database()
+        gen = postgres_database()
         url = next(gen)
         upgrade(url)
         yield url
