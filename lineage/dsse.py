@@ -173,20 +173,22 @@ class Envelope:
             try:
                 data = json.loads(data)
             except (ValueError, UnicodeDecodeError) as exc:
-                raise InvalidEnvelopeError(f"envelope is not JSON: {exc}", field="envelope") from exc
+                raise InvalidEnvelopeError(
+                    f"envelope is not JSON: {exc}", field="envelope"
+                ) from exc
         if not isinstance(data, dict):
             raise InvalidEnvelopeError("envelope must be a JSON object", field="envelope")
         payload_type = data.get("payloadType")
         if not isinstance(payload_type, str) or not payload_type:
-            raise InvalidEnvelopeError("payloadType must be a non-empty string", field="payloadType")
+            raise InvalidEnvelopeError(
+                "payloadType must be a non-empty string", field="payloadType"
+            )
         if "payload" not in data:
             raise InvalidEnvelopeError("payload is missing", field="payload")
         payload = b64decode(data["payload"], field="payload")
         raw_sigs = data.get("signatures")
         if not isinstance(raw_sigs, list) or not raw_sigs:
-            raise InvalidEnvelopeError(
-                "signatures must be a non-empty list", field="signatures"
-            )
+            raise InvalidEnvelopeError("signatures must be a non-empty list", field="signatures")
         sigs = []
         for i, item in enumerate(raw_sigs):
             if not isinstance(item, dict):

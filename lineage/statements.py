@@ -136,7 +136,9 @@ def _str_field(
 ) -> str:
     value = obj.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise InvalidStatementError(f"{where}.{key} must be a non-empty string", field=f"{where}.{key}")
+        raise InvalidStatementError(
+            f"{where}.{key} must be a non-empty string", field=f"{where}.{key}"
+        )
     if len(value) > max_len or any(c in forbidden or c.isspace() for c in value):
         shown = " ".join(repr(c) for c in forbidden)
         raise InvalidStatementError(
@@ -161,19 +163,21 @@ def parse_registration(statement: Mapping[str, Any]) -> Registration:
         )
     subjects = statement["subject"]
     if len(subjects) != 1:
-        raise InvalidStatementError(
-            "a registration has exactly one subject", field="subject"
-        )
+        raise InvalidStatementError("a registration has exactly one subject", field="subject")
     digest_map = subjects[0]["digest"]
     if "sha256" not in digest_map:
-        raise InvalidStatementError("subject[0].digest must have a sha256 entry", field="subject[0].digest")
+        raise InvalidStatementError(
+            "subject[0].digest must have a sha256 entry", field="subject[0].digest"
+        )
     try:
         digest = check_digest(str(digest_map["sha256"]), field_name="subject[0].digest.sha256")
     except DigestError as exc:
         raise InvalidStatementError(exc.message, field=exc.field) from exc
     pred = statement.get("predicate")
     if not isinstance(pred, dict) or not isinstance(pred.get("artifact"), dict):
-        raise InvalidStatementError("predicate.artifact must be an object", field="predicate.artifact")
+        raise InvalidStatementError(
+            "predicate.artifact must be an object", field="predicate.artifact"
+        )
     art = pred["artifact"]
     try:
         kind = ArtifactKind(art.get("kind"))
@@ -186,12 +190,16 @@ def parse_registration(statement: Mapping[str, Any]) -> Registration:
     version = _str_field(art, "version", "predicate.artifact", MAX_VERSION, forbidden="@/")
     opaque = art.get("opaque", False)
     if not isinstance(opaque, bool):
-        raise InvalidStatementError("predicate.artifact.opaque must be a boolean", field="predicate.artifact.opaque")
+        raise InvalidStatementError(
+            "predicate.artifact.opaque must be a boolean", field="predicate.artifact.opaque"
+        )
     if opaque and kind is not ArtifactKind.MODEL:
         raise InvalidStatementError("only models can be opaque", field="predicate.artifact.opaque")
     metadata = art.get("metadata", {})
     if not isinstance(metadata, dict):
-        raise InvalidStatementError("predicate.artifact.metadata must be an object", field="predicate.artifact.metadata")
+        raise InvalidStatementError(
+            "predicate.artifact.metadata must be an object", field="predicate.artifact.metadata"
+        )
     raw_parents = pred.get("parents", [])
     if not isinstance(raw_parents, list):
         raise InvalidStatementError("predicate.parents must be a list", field="predicate.parents")
@@ -216,7 +224,9 @@ def parse_registration(statement: Mapping[str, Any]) -> Registration:
         except DigestError as exc:
             raise InvalidStatementError(exc.message, field=exc.field) from exc
         if pdigest == digest:
-            raise InvalidStatementError(f"{where}: an artifact cannot be its own parent", field=where)
+            raise InvalidStatementError(
+                f"{where}: an artifact cannot be its own parent", field=where
+            )
         if (relation, pdigest) in seen:
             raise InvalidStatementError(f"{where} repeats a parent", field=where)
         seen.add((relation, pdigest))
