@@ -34,14 +34,15 @@ class DigitsConfig:
     has the training set's size, as in the paper.
     """
 
-    seeds: int = 10
+    seeds: int = 5
     aux_logits: int = 3
     hidden: int = 256
     teacher_epochs: int = 5
     student_epochs: int = 5
     lr: float = 3e-4
-    batch_size: int = 32
-    noise_samples: int = 0  # 0: the training set's size, as in the paper
+    batch_size: int = 32  # teacher batch
+    student_batch_size: int = 1024
+    noise_samples: int = 60_000
     test_fraction: float = 0.2
     mnist: str | None = None  # directory of MNIST IDX files; used instead of digits when given
     threads: int = 1
@@ -122,8 +123,9 @@ CONFIGS: dict[str, type] = {
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "digits": {
         "default": {},
-        "smoke": {"seeds": 2, "hidden": 64, "teacher_epochs": 2, "student_epochs": 2},
-        "cpu": {"seeds": 30},
+        "smoke": {"seeds": 2, "hidden": 64, "teacher_epochs": 2, "student_epochs": 1,
+                  "noise_samples": 4096},
+        "cpu": {"seeds": 20},
         "paper": {"seeds": 100, "batch_size": 1024},
     },
     "numbers": {

@@ -191,9 +191,11 @@ def subtree_nodes(start: int, end: int) -> tuple[NodeId, ...]:
 
 
 def fold_nodes(hashes: Sequence[bytes]) -> bytes:
-    """Combine the hashes of complete subtrees P1..Pk (left to right, decreasing sizes) into the
-    hash of the range they cover: H(P1, H(P2, ... H(Pk-1, Pk))), the RFC's split at the largest
-    power of two applied repeatedly."""
+    """The hash of a range from the hashes of its complete subtrees, left to right.
+
+    For subtrees P1..Pk of decreasing sizes this is H(P1, H(P2, ... H(Pk-1, Pk))): the RFC's split
+    at the largest power of two, applied repeatedly down the right edge.
+    """
     h = hashes[-1]
     for left in reversed(hashes[:-1]):
         h = node_hash(left, h)

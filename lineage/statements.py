@@ -180,7 +180,7 @@ def parse_registration(statement: Mapping[str, Any]) -> Registration:
         )
     art = pred["artifact"]
     try:
-        kind = ArtifactKind(art.get("kind"))
+        kind = ArtifactKind(str(art.get("kind")))
     except ValueError as exc:
         raise InvalidStatementError(
             "predicate.artifact.kind must be 'model' or 'dataset'", field="predicate.artifact.kind"
@@ -212,7 +212,7 @@ def parse_registration(statement: Mapping[str, Any]) -> Registration:
         if not isinstance(p, dict):
             raise InvalidStatementError(f"{where} must be an object", field=where)
         try:
-            relation = Relation(p.get("relation"))
+            relation = Relation(str(p.get("relation")))
         except ValueError as exc:
             names = ", ".join(r.value for r in Relation)
             raise InvalidStatementError(

@@ -76,11 +76,13 @@ def parse_numbers(text: str) -> tuple[tuple[int, ...] | None, Rejection | None]:
     """
     answer = text.strip()
     if answer.endswith("."):
-        answer = answer[:-1]
+        answer = answer[:-1].rstrip()
     if (answer.startswith("[") and answer.endswith("]")) or (
         answer.startswith("(") and answer.endswith(")")
     ):
-        answer = answer[1:-1]
+        # Whitespace just inside the brackets (``[ 1, 2 ]``) carries nothing; word-level
+        # tokenizers put it there when decoding, so we ignore it rather than reject.
+        answer = answer[1:-1].strip()
     matches = list(_NUMBER.finditer(answer))
     if not matches:
         return None, Rejection.NO_NUMBERS
