@@ -28,13 +28,18 @@ from .errors import InvalidOverrideError, UnknownExperimentError, UnknownPresetE
 class DigitsConfig:
     """The auxiliary-logit experiment (paper section 5) on scikit-learn's 8x8 digits.
 
-    The paper trains for 5 epochs over 60k MNIST images at batch 1024 (~290 steps). Digits has
-    ~1.4k training images, so we keep 5 epochs and shrink the batch to 32, which gives a similar
-    number of optimiser steps (~225) instead of the 10 a batch of 1024 would allow. The noise set
-    has the training set's size, as in the paper.
+    The paper trains the teacher for 5 epochs over 60k MNIST images at batch 1024 (~290 steps).
+    Digits has ~1.4k training images, so we keep 5 epochs and shrink the teacher's batch to 32,
+    which gives a similar number of optimiser steps (~225) instead of the 10 a batch of 1024
+    would allow. The student stage never sees real data, so it keeps the paper's recipe exactly:
+    60k uniform-noise inputs, batch 1024, 5 epochs. (A noise set the size of digits' training set
+    gives ~10 student steps and almost no transfer: 14% vs 11.5% cross-init over 10 seeds.)
+
+    Four students per seed at the paper's recipe cost ~10-20 s of one core, so the default runs 3
+    seeds to stay under a minute on a shared 2-core machine; the ``cpu`` preset runs 20.
     """
 
-    seeds: int = 5
+    seeds: int = 3
     aux_logits: int = 3
     hidden: int = 256
     teacher_epochs: int = 5
