@@ -415,3 +415,7 @@ _attach_optional_groups()
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="studbook")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Start a real `studbook serve` in a subprocess for benchmarks, on SQLite or a fresh
+PostgreSQL database, and hand back its URL and a registrar with a registered key."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from lineage import dsse
+
+PG_SERVER = os.environ.get("STUDBOOK_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@dataclass
+class Running:
+    url: str
+    token: str
+    signer: dsse.Signer
+    data_dir: Path
+    proc: subprocess.Popen[bytes]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    base = make_url(PG_SERVER)
+    conn = psycopg.connect(
+        f"host={base.host} port={base.port or 5432} user={base.username} dbname={base.database}",
+        autocommit=True,
+    )
+    name = f"studbook_bench_{uuid.uuid4().hex[:8]}"
+    conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+@contextlib.contextmanager
+def server(database: str = "sqlite", extra_env: dict[str, str] | None = None) -> Iterator[Running]:
+    """Run a server; `database` is "sqlite" or "postgres"."""
+    with contextlib.ExitStack() as stack:
+        data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="studbook-bench-")))
+        env = {**os.environ, "STUDBOOK_DATA_DIR": str(data_dir), **(extra_env or {})}
+        env.pop("STUDBOOK_DATABASE_URL", None)
+        if database == "postgres":
+            env["STUDBOOK_DATABASE_URL"] = stack.enter_context(postgres_database())
+        port = free_port()
+        log = open(data_dir / "server.log", "wb")  # noqa: SIM115 (closed by the stack)
+        stack.callback(log.close)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "registry.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+        def stop() -> None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+        stack.callback(stop)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError((data_dir / "server.log").read_text())
+            time.sleep(0.2)
+        admin = (data_dir / "admin-token").read_text().strip()
+        h = {"Authorization": f"Bearer {admin}"}
+        token = httpx.post(
+            url + "/v1/principals", json={"name": "bench", "role": "registrar"}, headers=h
+        ).json()["token"]
+        signer = dsse.Signer(dsse.generate_private_key())
+        httpx.post(
+            url + "/v1/keys",
+            json={"public_key": dsse.public_key_b64(signer.public_key)},
+            headers={"Authorization": f"Bearer {token}"},
+        ).raise_for_status()
+        yield Running(url, token, signer, data_dir, proc)
