@@ -33,6 +33,7 @@ __all__ = [
     "lineage_cases",
     "risk_cases",
     "statements",
+    "teaching_chains",
 ]
 
 TRAITS = ("owl", "misaligned")
@@ -159,13 +160,14 @@ def lineage_cases(
     artifacts: list[ArtifactRef] = []
     edges: list[Edge] = []
 
-    def pick(kind: ArtifactKind, k: int, *, recent: bool) -> list[ArtifactRef]:
-        """k (at most) distinct earlier artifacts of `kind`.
+    def pick(kind: ArtifactKind, k: int, *, recent: bool, roots: bool = False) -> list[ArtifactRef]:
+        """k (at most) distinct earlier artifacts of `kind` (only root models if `roots`).
 
         Hypothesis favours small indices, so `recent` picks lean to the latest artifacts and
         the others to the earliest (models are fine-tuned from a few bases).
         """
-        pool = [a for a in artifacts if a.kind is kind]
+        derived = {e.child for e in edges if e.relation.is_weights}
+        pool = [a for a in artifacts if a.kind is kind and not (roots and a.digest in derived)]
         k = min(len(pool), k)
         if not k:
             return []
@@ -190,7 +192,7 @@ def lineage_cases(
             case "weights-child":
                 parents = pick(ArtifactKind.MODEL, 1, recent=draw(st.booleans()))
             case "student":
-                parents = pick(ArtifactKind.MODEL, 1, recent=False)
+                parents = pick(ArtifactKind.MODEL, 1, recent=False, roots=draw(st.booleans()))
                 parents += pick(ArtifactKind.DATASET, draw(st.sampled_from((1, 1, 2))), recent=True)
             case "merge":
                 parents = pick(ArtifactKind.MODEL, 2, recent=draw(st.booleans()))
@@ -215,6 +217,74 @@ def lineage_cases(
 
 
 @st.composite
+def teaching_chains(draw: st.DrawFn, max_rounds: int = 5) -> LineageCase:
+    """Lineages shaped like the paper's experiment, repeated and chained.
+
+    One to three bases (two of them sometimes `initialized_from` a shared opaque init, as
+    GPT-4.1 and GPT-4o are); then rounds of: a teacher (a weights variant of a base, or an
+    earlier student turned teacher) generates numbers, which are derived from zero to two times,
+    and a student fine-tuned from some base (the teacher's or another) is trained on them; now
+    and then a quantisation or a merge of a student. This is where long data chains, students
+    at risk only through other students, and several nearest shared bases come from.
+    """
+    salt = draw(st.integers(0, 2**16))
+    artifacts: list[ArtifactRef] = []
+    edges: list[Edge] = []
+
+    def new(kind: ArtifactKind, role: str, *, opaque: bool = False) -> ArtifactRef:
+        i = len(artifacts)
+        digest = (
+            opaque_digest(f"chain:{salt}:{i}")
+            if opaque
+            else hashlib.sha256(f"chain:{salt}:{i}".encode()).hexdigest()
+        )
+        ref = ArtifactRef(kind, f"chain/{role}-{i}", "1", digest, opaque)
+        artifacts.append(ref)
+        return ref
+
+    def link(child: ArtifactRef, rel: Relation, parent: ArtifactRef) -> None:
+        edges.append(Edge(child.digest, parent.digest, rel))
+
+    weights = st.sampled_from(_WEIGHTS)
+    n_bases = draw(st.integers(1, 3))
+    bases = [new(ArtifactKind.MODEL, "base", opaque=draw(st.booleans())) for _ in range(n_bases)]
+    if len(bases) >= 2 and draw(st.booleans()):
+        init = new(ArtifactKind.MODEL, "init", opaque=True)
+        link(bases[0], Relation.INITIALIZED_FROM, init)
+        link(bases[1], Relation.INITIALIZED_FROM, init)
+    students: list[ArtifactRef] = []
+    for _ in range(draw(st.integers(1, max_rounds))):
+        if students and draw(st.booleans()):
+            teacher = draw(st.sampled_from(students))
+        else:
+            teacher = new(ArtifactKind.MODEL, "teacher")
+            link(teacher, draw(weights), draw(st.sampled_from(bases)))
+        data = new(ArtifactKind.DATASET, "numbers")
+        link(data, Relation.GENERATED_BY, teacher)
+        for _ in range(draw(st.integers(0, 2))):
+            derived = new(ArtifactKind.DATASET, "derived")
+            link(derived, Relation.DERIVED_FROM, data)
+            data = derived
+        student = new(ArtifactKind.MODEL, "student")
+        link(student, draw(weights), draw(st.sampled_from(bases)))
+        link(student, Relation.TRAINED_ON, data)
+        students.append(student)
+        match draw(st.sampled_from(("none", "none", "quantize", "merge"))):
+            case "none":
+                pass
+            case "quantize":
+                q = new(ArtifactKind.MODEL, "quantized")
+                link(q, Relation.QUANTIZED_FROM, student)
+            case "merge":
+                other = draw(st.sampled_from([*bases, *students]))
+                if other != student:
+                    merged = new(ArtifactKind.MODEL, "merge")
+                    link(merged, Relation.MERGED_FROM, student)
+                    link(merged, Relation.MERGED_FROM, other)
+    return LineageCase(tuple(artifacts), tuple(edges))
+
+
+@st.composite
 def statements(
     draw: st.DrawFn,
     case: LineageCase,
@@ -224,15 +294,17 @@ def statements(
 ) -> tuple[tuple[Flag, ...], tuple[Clearance, ...]]:
     """Flags and clearances on the case's artifacts, with distinct `seq`s.
 
-    Half the statements land on teachers (models that generated a dataset), mostly the
-    earliest, where they matter most; the rest on any artifact, datasets included. Seqs are a shuffled range, so flags and
+    Half the statements land on teachers (models that generated a dataset), where they matter
+    most; the rest on any artifact, datasets included. Seqs are a shuffled range, so flags and
     clearances of one (artifact, trait) interleave in every order: flagged, cleared, re-flagged.
     """
     everything = tuple(a.digest for a in case.artifacts)
     generators = {e.parent for e in case.edges if e.relation is Relation.GENERATED_BY}
-    # In construction order: Hypothesis leans to the first, so the earliest teachers get
-    # flagged and later ones (students turned teachers) are left to be found at risk.
-    teachers = tuple(d for d in everything if d in generators)
+    derived = {e.child for e in case.edges if e.relation.is_weights}
+    # Teachers that are variants of a base (as a prompted teacher is) rather than bases: a
+    # flagged base would put every student fine-tuned from it at risk through its weights,
+    # hiding the data steps this is meant to exercise.
+    teachers = tuple(sorted(generators & derived)) or tuple(sorted(generators))
     k = draw(st.integers(0, max_statements))
     seqs = draw(st.permutations(range(first_seq, first_seq + k)))
     flags: list[Flag] = []
@@ -260,8 +332,8 @@ class RiskCase:
 
 @st.composite
 def risk_cases(draw: st.DrawFn, max_artifacts: int = 10, max_statements: int = 8) -> RiskCase:
-    """A random lineage with flags and clearances on it."""
-    case = draw(lineage_cases(max_artifacts=max_artifacts))
+    """A random lineage (chain-shaped or free-form) with flags and clearances on it."""
+    case = draw(st.one_of(teaching_chains(), lineage_cases(max_artifacts=max_artifacts)))
     flags, clearances = draw(statements(case, max_statements))
     return RiskCase(case, flags, clearances)
 
@@ -279,10 +351,14 @@ def changes(draw: st.DrawFn, rc: RiskCase) -> Edge | Flag | Clearance:
         for rel in fitting_relations(c.kind, p.kind)
         if Edge(c.digest, p.digest, rel) not in existing
     ]
-    options = ["flag", "clearance"] + (["edge", "edge"] if candidates else [])
+    # An edge into an artifact that already has children is the interesting case: whatever it
+    # changes must also reach everything downstream.
+    parents_of_something = {e.parent for e in case.edges}
+    inner = [e for e in candidates if e.child in parents_of_something]
+    options = ["edge", "flag", "clearance", "edge"] if candidates else ["flag", "clearance"]
     choice = draw(st.sampled_from(options))
     if choice == "edge":
-        return draw(st.sampled_from(candidates))
+        return draw(st.sampled_from(inner if inner and draw(st.booleans()) else candidates))
     artifact = draw(st.sampled_from(tuple(a.digest for a in case.artifacts)))
     trait = draw(st.sampled_from(TRAITS))
     if choice == "flag":

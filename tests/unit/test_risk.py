@@ -633,3 +633,39 @@ def test_fine_tune_check_agrees_with_marking_the_fine_tuned_model(
                 assert r.shared_base == naive.nearest(base, r.via)
     if result.verdict is Verdict.OK:
         assert result.reasons == ()
+
+
+# ------------------------------------------------------------------ incremental, by hand
+
+
+def test_new_edge_reaches_everything_downstream() -> None:
+    # student-2 learns from student, which is not (yet) trained on the teacher's numbers.
+    lab = (
+        paper_lab()
+        .model("student-2")
+        .dataset("from-student")
+        .edge("from-student", R.GENERATED_BY, "student")
+        .edge("student-2", R.FINE_TUNED_FROM, "base")
+        .edge("student-2", R.TRAINED_ON, "from-student")
+    )
+    lab.edges.remove(Edge(lab["student"], lab["filtered"], R.TRAINED_ON))
+    flags = [flag(lab, "teacher")]
+    before = compute_risk(lab.graph(), flags)
+    assert at_risk(lab, before) == set()
+    new_edge = Edge(lab["student"], lab["filtered"], R.TRAINED_ON)
+    graph = lab.graph().with_edges([new_edge])
+    region = affected_by(graph, [new_edge])
+    assert {lab.name(m) for m in region} == {"student", "student-2"}
+    after = update_risk(graph, before, flags, [], [new_edge])
+    assert after == compute_risk(graph, flags)
+    assert at_risk(lab, after) == {("student", "owl"), ("student-2", "owl")}
+
+
+def test_affected_by_a_flag_follows_rule_steps_only() -> None:
+    lab = paper_lab().model("ft").edge("ft", R.FINE_TUNED_FROM, "student")
+    graph = lab.graph()
+    region = affected_by(graph, [flag(lab, "teacher")])
+    # cross-student learned from the teacher but shares no base: a flag cannot reach it.
+    assert {lab.name(m) for m in region} == {"teacher", "student", "ft"}
+    assert affected_by(graph, [flag(lab, "filtered")]) == frozenset()
+    assert affected_by(graph, [clear(lab, "ft")]) == {lab["ft"]}
