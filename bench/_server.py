@@ -19,7 +19,9 @@ import httpx
 
 from lineage import dsse
 
-PG_SERVER = os.environ.get("STUDBOOK_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_SERVER = os.environ.get(
+    "STUDBOOK_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 @dataclass

@@ -59,14 +59,18 @@ def hub_shape(n: int, seed: int = 7) -> list[tuple[int, Registration]]:
             kind = ArtifactKind.MODEL
             eligible = [(m, w) for m, w in zip(models, weight, strict=True) if m[1] < MAX_DEPTH]
             (src, lvl) = rng.choices([m for m, _ in eligible], weights=[w for _, w in eligible])[0]
-            rel = rng.choice([Relation.FINE_TUNED_FROM] * 6 + [Relation.ADAPTER_OF, Relation.QUANTIZED_FROM])
+            rel = rng.choice(
+                [Relation.FINE_TUNED_FROM] * 6 + [Relation.ADAPTER_OF, Relation.QUANTIZED_FROM]
+            )
             parents.append(ParentLink(rel, src))
             level = lvl + 1
             if datasets and rng.random() < 0.5:
                 d, dl = datasets[rng.randrange(len(datasets))]
                 parents.append(ParentLink(Relation.TRAINED_ON, d))
                 level = max(level, dl + 1)
-        reg = Registration(ArtifactRef(kind, f"bench/a{i}", "1", digest), tuple(parents), {"i": i})
+        reg = Registration(
+            ArtifactRef(kind, f"bench/s{seed}-a{i}", "1", digest), tuple(parents), {"i": i}
+        )
         out.append((level, reg))
         if kind is ArtifactKind.MODEL:
             models.append((digest, level))
@@ -150,7 +154,9 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--db", default="sqlite,postgres")
     args = ap.parse_args()
-    print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     for db in args.db.split(","):
         run(db, args.n, args.clients)
 

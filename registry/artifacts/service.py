@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, insert, or_, select, text
 from sqlmodel import Session
 
 from lineage.errors import CycleError
@@ -22,6 +22,8 @@ from ..models import Artifact, Attestation, LineageEdge
 from .schemas import ArtifactPublic, Direction, EdgePublic, LineageNode, LineagePublic
 
 _CHUNK = 500
+_ARTIFACTS = Artifact.__table__  # type: ignore[attr-defined]
+_EDGES = LineageEdge.__table__  # type: ignore[attr-defined]
 MAX_DEPTH = 64
 MAX_NODES = 10_000
 
@@ -133,6 +135,9 @@ def apply_registration(
 ) -> dict[str, Any]:
     """Write the artifact and edges a verified registration declares (no commit).
 
+    This is the ingest hot path, so it speaks SQL Core: one query finds the artifact itself,
+    any artifact holding its name@version, and all declared parents; then at most two inserts.
+
     Raises:
         InvalidStatementError: the predicate is malformed.
         ConflictError: the digest or name@version is recorded differently.
@@ -142,7 +147,15 @@ def apply_registration(
     """
     reg = parse_registration(verified.statement)
     art = reg.artifact
-    existing = session.scalars(select(Artifact).where(Artifact.digest == art.digest)).first()  # type: ignore[arg-type]
+    t = _ARTIFACTS
+    wanted = [art.digest, *(p.digest for p in reg.parents)]
+    rows = session.execute(
+        select(t.c.id, t.c.digest, t.c.kind, t.c.name, t.c.version).where(
+            or_(t.c.digest.in_(wanted), (t.c.name == art.name) & (t.c.version == art.version))
+        )
+    ).all()
+    by_digest = {r.digest: r for r in rows}
+    existing = by_digest.get(art.digest)
     if existing is not None:
         if (existing.kind, existing.name, existing.version) != (
             art.kind.value,
@@ -155,18 +168,15 @@ def apply_registration(
                 field="subject[0].digest",
             )
     else:
-        clash = session.scalars(
-            select(Artifact).where(Artifact.name == art.name, Artifact.version == art.version)  # type: ignore[arg-type]
-        ).first()
+        clash = next((r for r in rows if (r.name, r.version) == (art.name, art.version)), None)
         if clash is not None:
             raise ConflictError(
                 f"{art.label} is already registered with another digest ({clash.digest}); "
                 "register new content under a new version",
                 field="predicate.artifact.version",
             )
-    parents = _by_digest(session, (p.digest for p in reg.parents))
     for i, link in enumerate(reg.parents):
-        parent = parents.get(link.digest)
+        parent = by_digest.get(link.digest)
         if parent is None:
             raise UnprocessableError(
                 f"unknown parent sha256:{link.digest}: register it first",
@@ -176,56 +186,62 @@ def apply_registration(
         link.relation.check_kinds(art.kind, ArtifactKind(parent.kind))
 
     if existing is None:
-        row = Artifact(
-            digest=art.digest,
-            kind=art.kind.value,
-            name=art.name,
-            version=art.version,
-            opaque=art.opaque,
-            metadata_=dict(reg.metadata),
-            attestation_id=attestation.id,  # type: ignore[arg-type]
-        )
-        session.add(row)
-        session.flush()
+        child_id = session.execute(
+            insert(t)
+            .values(
+                digest=art.digest,
+                kind=art.kind.value,
+                name=art.name,
+                version=art.version,
+                opaque=art.opaque,
+                metadata=dict(reg.metadata),
+                attestation_id=attestation.id,
+                created_at=attestation.received_at,
+            )
+            .returning(t.c.id)
+        ).scalar_one()
         new_links = list(reg.parents)
     else:
-        row = existing
+        child_id = existing.id
         have = {
             (p, r)
             for p, r in session.execute(
-                select(LineageEdge.parent_id, LineageEdge.relation).where(
-                    LineageEdge.child_id == row.id  # type: ignore[arg-type]
-                )
+                select(_EDGES.c.parent_id, _EDGES.c.relation).where(_EDGES.c.child_id == child_id)
             )
         }
         new_links = [
             link
             for link in reg.parents
-            if (parents[link.digest].id, link.relation.value) not in have
+            if (by_digest[link.digest].id, link.relation.value) not in have
         ]
         # Only an amended artifact can close a cycle: a new one has no descendants yet.
         for link in new_links:
-            parent = parents[link.digest]
-            assert parent.id is not None and row.id is not None
-            path = _find_path_up(session, parent.id, row.id)
+            path = _find_path_up(session, by_digest[link.digest].id, child_id)
             if path is not None:
-                digests = _digests_of(session, path)
                 raise CycleError(
                     f"edge {link.relation.value} to sha256:{link.digest} would make "
-                    f"{row.name}@{row.version} its own ancestor",
-                    path=(row.digest, *digests),
+                    f"{art.label} its own ancestor",
+                    path=(art.digest, *_digests_of(session, path)),
                 )
-    for link in new_links:
-        session.add(
-            LineageEdge(
-                child_id=row.id,  # type: ignore[arg-type]
-                parent_id=parents[link.digest].id,  # type: ignore[arg-type]
-                relation=link.relation.value,
-                attestation_id=attestation.id,  # type: ignore[arg-type]
-            )
+    if new_links:
+        session.execute(
+            insert(_EDGES),
+            [
+                {
+                    "child_id": child_id,
+                    "parent_id": by_digest[link.digest].id,
+                    "relation": link.relation.value,
+                    "attestation_id": attestation.id,
+                }
+                for link in new_links
+            ],
         )
-    session.flush()
-    return {"artifact": row, "edges_added": len(new_links), "created": existing is None}
+    return {
+        "artifact_id": child_id,
+        "edges_added": len(new_links),
+        "created": existing is None,
+        "new_edges": [(child_id, by_digest[link.digest].id, link.relation) for link in new_links],
+    }
 
 
 def _digests_of(session: Session, ids: Sequence[int]) -> list[str]:

@@ -36,7 +36,7 @@ class AttestationController(Controller):
     ) -> Response[AttestationAccepted]:
         sub = service.submit(db_session, caller, data)
         att = sub.attestation
-        art = sub.outcome.get("artifact")
+        art = service.artifact_of(db_session, sub)
         body = AttestationAccepted(
             attestation_id=att.id,  # type: ignore[arg-type]
             payload_digest=att.payload_digest,

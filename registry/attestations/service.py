@@ -27,7 +27,7 @@ from ..auth import Caller, Role, require
 from ..db import begin_write
 from ..errors import BadRequestError, NotFoundError
 from ..keys.service import verifier_for
-from ..models import Artifact, Attestation, Principal
+from ..models import Artifact, Attestation, Principal, utcnow
 
 # A handler applies a verified statement of one predicate type and returns what it did.
 Apply = Callable[[Session, Attestation, VerifiedStatement], dict[str, Any]]
@@ -47,6 +47,7 @@ HANDLERS: dict[str, PredicateHandler] = {
     REGISTRATION_PREDICATE: PredicateHandler((Role.REGISTRAR,), artifacts.apply_registration),
 }
 AFTER_ACCEPT: list[AfterAccept] = []
+_ATTESTATIONS = Attestation.__table__  # type: ignore[attr-defined]
 # Fills in the answer for an already-accepted statement (its log index, say).
 DESCRIBE_EXISTING: list[Callable[[Session, Attestation, dict[str, Any]], None]] = []
 
@@ -83,21 +84,6 @@ def submit(session: Session, caller: Caller, raw: object) -> Submission:
     begin_write(session)
     verifier = verifier_for(session, caller, [s.keyid for s in envelope.signatures])
     verified = verify_envelope(envelope, verifier)
-    existing = session.scalars(
-        select(Attestation).where(Attestation.payload_digest == verified.payload_digest)  # type: ignore[arg-type]
-    ).first()
-    if existing is not None:
-        outcome: dict[str, Any] = {}
-        if existing.predicate_type == REGISTRATION_PREDICATE:
-            digest = verified.statement["subject"][0]["digest"].get("sha256", "")
-            outcome["artifact"] = session.scalars(
-                select(Artifact).where(Artifact.digest == digest)  # type: ignore[arg-type]
-            ).first()
-        for hook in DESCRIBE_EXISTING:
-            hook(session, existing, outcome)
-        name = _principal_name(session, existing.principal_id)
-        session.rollback()
-        return Submission(existing, name, created=False, outcome=outcome)
     handler = HANDLERS.get(verified.predicate_type)
     if handler is None:
         known = ", ".join(sorted(HANDLERS))
@@ -106,20 +92,54 @@ def submit(session: Session, caller: Caller, raw: object) -> Submission:
             field="predicateType",
         )
     require(caller, *handler.roles)
-    attestation = Attestation(
-        payload_digest=verified.payload_digest,
-        predicate_type=verified.predicate_type,
-        envelope=raw,  # type: ignore[arg-type]
-        signer_keyid=verified.keyid,
-        principal_id=caller.id,
-    )
-    session.add(attestation)
-    session.flush()
+    # One statement both inserts and detects a re-submission (the payload digest is unique).
+    values = {
+        "payload_digest": verified.payload_digest,
+        "predicate_type": verified.predicate_type,
+        "envelope": raw,
+        "signer_keyid": verified.keyid,
+        "principal_id": caller.id,
+        "received_at": utcnow(),
+    }
+    att_id = session.execute(
+        _insert_new(session, values).returning(_ATTESTATIONS.c.id)
+    ).scalar_one_or_none()
+    if att_id is None:
+        return _already_accepted(session, verified)
+    attestation = Attestation.model_construct(id=att_id, **values)
     outcome = handler.apply(session, attestation, verified)
     for hook in AFTER_ACCEPT:
         hook(session, attestation, verified, outcome)
     session.commit()
     return Submission(attestation, caller.name, created=True, outcome=outcome)
+
+
+def _insert_new(session: Session, values: dict[str, Any]) -> Any:
+    """INSERT ... ON CONFLICT (payload_digest) DO NOTHING, in the session's dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = dialect_insert(_ATTESTATIONS).values(**values)
+    return stmt.on_conflict_do_nothing(index_elements=["payload_digest"])
+
+
+def _already_accepted(session: Session, verified: VerifiedStatement) -> Submission:
+    """The answer to a re-submission: what was stored the first time; nothing is written."""
+    existing = session.scalars(
+        select(Attestation).where(Attestation.payload_digest == verified.payload_digest)  # type: ignore[arg-type]
+    ).one()
+    outcome: dict[str, Any] = {}
+    if existing.predicate_type == REGISTRATION_PREDICATE:
+        digest = verified.statement["subject"][0]["digest"].get("sha256", "")
+        outcome["artifact"] = session.scalars(
+            select(Artifact).where(Artifact.digest == digest)  # type: ignore[arg-type]
+        ).first()
+    for hook in DESCRIBE_EXISTING:
+        hook(session, existing, outcome)
+    name = _principal_name(session, existing.principal_id)
+    session.rollback()
+    return Submission(existing, name, created=False, outcome=outcome)
 
 
 def _principal_name(session: Session, principal_id: int) -> str:
@@ -137,3 +157,12 @@ def get(session: Session, attestation_id: int) -> tuple[Attestation, str]:
     if row is None:
         raise NotFoundError(f"no attestation {attestation_id}", field="id")
     return row, _principal_name(session, row.principal_id)
+
+
+def artifact_of(session: Session, sub: Submission) -> Artifact | None:
+    """The artifact a registration submission concerns, for the answer."""
+    if "artifact" in sub.outcome:
+        return sub.outcome["artifact"]  # type: ignore[no-any-return]
+    if "artifact_id" in sub.outcome:
+        return session.get(Artifact, sub.outcome["artifact_id"])
+    return None
