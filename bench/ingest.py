@@ -24,11 +24,11 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _server import server  # noqa: E402
+from _server import server
 
-from lineage.digests import opaque_digest  # noqa: E402
-from lineage.statements import registration_statement, sign_statement  # noqa: E402
-from lineage.types import ArtifactKind, ArtifactRef, ParentLink, Registration, Relation  # noqa: E402
+from lineage.digests import opaque_digest
+from lineage.statements import registration_statement, sign_statement
+from lineage.types import ArtifactKind, ArtifactRef, ParentLink, Registration, Relation
 
 MAX_DEPTH = 12
 
