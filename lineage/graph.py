@@ -37,6 +37,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 
 from .errors import CycleError, LineageError
 from .types import ArtifactKind, ArtifactRef, Edge, Relation, check_digest
@@ -200,8 +201,8 @@ class LineageGraph:
 
     @property
     def nodes(self) -> Mapping[str, Node]:
-        """Digest -> node, sorted by digest."""
-        return self._nodes
+        """Digest -> node, sorted by digest (read-only)."""
+        return MappingProxyType(self._nodes)
 
     def __contains__(self, digest: object) -> bool:
         return digest in self._nodes

@@ -19,7 +19,8 @@ point of the two rules is reached in one pass over the models in topological ord
 first). Risk therefore flows through students that become teachers and through fine-tunes of
 at-risk models, to any depth.
 
-**Explanations.** Each mark carries the least shortest edge path from M to a flagged model (its
+**Explanations.** There is one mark per at-risk (model, trait), however many flagged models
+reach it: the one explained by the least shortest edge path from M to a flagged model (its
 `source`): fewest edges over the whole chain of steps, ties broken lexicographically by
 `(digest arrived at, relation)` per edge as everywhere in `lineage.graph`. Shortest paths have
 optimal substructure here, so a mark's path is always its first step followed by the path of the
@@ -33,10 +34,11 @@ statements); for each (artifact, trait) the later statement wins:
   clearance lifts earlier flags and a later flag re-applies;
 - an (artifact, trait) is *cleared* when its latest statement is a clearance. A cleared model is
   neither at risk nor a source for t: propagation stops *through* it, not through other paths (a
-  student of a cleared teacher may still be at risk through another teacher, or through the
-  cleared model's own parents by a weights path that does not pass through it). A clearance stays
-  in force until a later flag on the same artifact: it is evidence about that artifact's
-  behaviour, which new lineage elsewhere does not change;
+  student of a cleared teacher may still be at risk through another teacher, a merge of a
+  cleared model through its other parent). Clearing a model does not change what it shares: it
+  still counts as a base. A clearance stays in force until a later flag on the same artifact:
+  it is evidence (an eval) about that artifact's behaviour, which new lineage elsewhere does not
+  change;
 - a flag and a clearance of the same (artifact, trait) with the same `seq` are refused
   (`LineageError`, field `seq`): their order would be undefined.
 

@@ -254,7 +254,8 @@ def teaching_chains(draw: st.DrawFn, max_rounds: int = 5) -> LineageCase:
         link(bases[1], Relation.INITIALIZED_FROM, init)
     students: list[ArtifactRef] = []
     for _ in range(draw(st.integers(1, max_rounds))):
-        if students and draw(st.booleans()):
+        reuse = draw(st.booleans())
+        if students and reuse:
             teacher = draw(st.sampled_from(students))
         else:
             teacher = new(ArtifactKind.MODEL, "teacher")
@@ -310,7 +311,8 @@ def statements(
     flags: list[Flag] = []
     clearances: list[Clearance] = []
     for seq in seqs:
-        pool = teachers if teachers and draw(st.booleans()) else everything
+        on_teacher = draw(st.booleans())
+        pool = teachers if teachers and on_teacher else everything
         artifact = draw(st.sampled_from(pool))
         trait = draw(st.sampled_from(traits))
         if draw(st.integers(0, 2)):  # two flags for one clearance
@@ -342,7 +344,7 @@ def risk_cases(draw: st.DrawFn, max_artifacts: int = 10, max_statements: int = 8
 def changes(draw: st.DrawFn, rc: RiskCase) -> Edge | Flag | Clearance:
     """One thing appended after `rc`: a new acyclic edge, or a later flag or clearance."""
     case = rc.lineage
-    seq = 1 + max((s.seq for s in (*rc.flags, *rc.clearances)), default=0)
+    seq = 1 + max([f.seq for f in rc.flags] + [c.seq for c in rc.clearances], default=0)
     existing = set(case.edges)
     candidates = [
         Edge(c.digest, p.digest, rel)
@@ -358,7 +360,8 @@ def changes(draw: st.DrawFn, rc: RiskCase) -> Edge | Flag | Clearance:
     options = ["edge", "flag", "clearance", "edge"] if candidates else ["flag", "clearance"]
     choice = draw(st.sampled_from(options))
     if choice == "edge":
-        return draw(st.sampled_from(inner if inner and draw(st.booleans()) else candidates))
+        downstream = draw(st.booleans())
+        return draw(st.sampled_from(inner if inner and downstream else candidates))
     artifact = draw(st.sampled_from(tuple(a.digest for a in case.artifacts)))
     trait = draw(st.sampled_from(TRAITS))
     if choice == "flag":
