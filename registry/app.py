@@ -83,5 +83,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
 
 def _domain_routers() -> list[Any]:
-    """Routers of domains that extend the core (risk, log, evals, web page), when present."""
-    return []
+    """Routers of domains that extend the core (risk, log, evals, web page)."""
+    from .web.controllers import index
+
+    return [index]

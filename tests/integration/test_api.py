@@ -447,3 +447,10 @@ def test_oversized_body_is_refused(client: Client, engine: Engine, registrar: Ac
     r = post_env(client, registrar, env)
     assert r.status_code == 413
     assert row_counts(engine) == before
+
+
+def test_web_page_is_served_without_a_token_and_holds_no_data(client: Client) -> None:
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "Content-Security-Policy" in r.headers
+    assert "/lineage?direction=" in r.text  # the page draws from the API, with the user's token
