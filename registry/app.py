@@ -26,6 +26,7 @@ from .db import make_engine
 from .deps import provide_db_session
 from .errors import exception_handler
 from .keys.controllers import KeyController
+from .log.service import install as install_log
 from .principals.controllers import PrincipalController, whoami
 from .settings import Settings, get_settings
 
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     ]
     for extra in _domain_routers():
         route_handlers.append(extra)
+    install_log(engine, settings)  # every process that ingests appends to the log
     return Litestar(
         route_handlers=route_handlers,
         dependencies={
@@ -84,6 +86,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
 def _domain_routers() -> list[Any]:
     """Routers of domains that extend the core (risk, log, evals, web page)."""
+    from .log.controllers import LogController
     from .web.controllers import index
 
-    return [index]
+    return [index, LogController]

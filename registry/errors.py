@@ -24,6 +24,7 @@ from lineage.errors import (
     UnverifiedSignatureError,
     VerificationError,
 )
+from lineage.merkle import MissingNodeError
 
 log = logging.getLogger("studbook")
 
@@ -91,7 +92,9 @@ def _status_for_lineage(exc: LineageError) -> int:
         return 400
     if isinstance(exc, RelationError | CycleError):
         return 422
-    return 400
+    if isinstance(exc, MissingNodeError):  # the log's node store is behind or corrupt
+        return 500
+    return 400  # the rest, TreeRangeError and ProofError included, describe bad input
 
 
 def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -105,8 +108,13 @@ def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Respon
         if isinstance(exc, CycleError):
             extra = {"path": list(exc.path)}
         if status == 500:
-            log.error("verification could not run: %s", exc)
-            detail = "signature verification could not run on the server"
+            log.error("%s: %s", type(exc).__name__, exc)
+            detail = (
+                "signature verification could not run on the server"
+                if isinstance(exc, VerificationError)
+                else "the transparency log's stored nodes are incomplete; an operator should "
+                "run `studbook log audit`"
+            )
     elif isinstance(exc, LitestarValidationException):
         status = 400
         detail = str(exc.detail)

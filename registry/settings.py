@@ -34,6 +34,11 @@ class Settings(BaseSettings):
         default="studbook.local/log",
         description="Origin line of the transparency log's checkpoints.",
     )
+    log_key_file: Path | None = Field(
+        default=None,
+        description="PEM file of the log's Ed25519 checkpoint key, created on first start; "
+        "default: the key is kept in the database.",
+    )
     # Client side
     url: str = Field(default="http://127.0.0.1:8000", description="Server the CLI talks to.")
     token: str | None = Field(default=None, description="API token for the CLI.")

@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from .log import LogEntry, LogHead, LogKey, LogNode  # noqa: F401  (the transparency log)
+
 # BigInteger ids on PostgreSQL, INTEGER PRIMARY KEY (rowid alias) on SQLite.
 _ID = BigInteger().with_variant(Integer(), "sqlite")
 

@@ -1,0 +1,1 @@
+"""The transparency log of accepted envelopes: storage, routes, offline verification, audit."""

@@ -1,0 +1,527 @@
+"""The transparency log: every accepted envelope is one leaf, appended in the accepting transaction.
+
+Leaf bytes: `registry.log.leaf.entry_bytes` of the envelope as stored in `attestations.envelope`,
+kept verbatim in `log_entries.entry` and served by `GET /v1/log/entries`, so a verifier hashes what
+it downloads and never has to reproduce a database's JSON rendering, and the audit detects a change
+to `attestations.envelope` by serialising it again and comparing.
+
+Appends. The `after_accept` hook runs inside the ingest transaction, after the predicate handler:
+it locks the log head row (`SELECT ... FOR UPDATE`; on SQLite the transaction already holds the
+database write lock), takes the head's size as the new index, writes the entry, the
+`1 + trailing 1-bits` complete-subtree nodes the append completes (`new_nodes_for_append`) and the
+new size, and computes the inclusion proof of the new leaf in the tree it ends. A rollback undoes
+all of it with the attestation, so the log has no gaps and no entry for a refused submission; the
+head lock makes concurrent appends take consecutive indices in commit order. The lock is held from
+the append to the commit, so the hook does its reads in one query and its writes in three
+statements.
+
+Reads. Every root, inclusion proof and consistency proof is a `lineage.merkle` plan resolved with
+one query on `log_nodes` (O(log n) rows by primary key). Answers carry a checkpoint signed for the
+tree size they are relative to, so a client can verify a proof with nothing but the log's public
+key: the POST answer is a complete, offline-verifiable promise of inclusion.
+
+The log key. Checkpoints are C2SP signed notes under the key name `log_origin`; the Ed25519 key is
+read from `log_key_file` when configured (created there with mode 0600 on first start) or kept
+in the `log_keys` table (created on first start). `install` loads it once per process and engine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import weakref
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from lineage import dsse
+from lineage.checkpoint import Checkpoint, sign_checkpoint, vkey
+from lineage.merkle import (
+    EMPTY_ROOT,
+    MissingNodeError,
+    NodeId,
+    Plan,
+    TreeRangeError,
+    consistency_proof_plan,
+    inclusion_proof_plan,
+    leaf_hash,
+    new_nodes_for_append,
+    resolve_plan,
+    root_plan,
+)
+from lineage.statements import VerifiedStatement
+
+from ..attestations import service as attestations
+from ..db import begin_write
+from ..errors import BadRequestError, NotFoundError, RegistryError
+from ..models import Attestation, utcnow
+from ..models.log import LogEntry, LogHead, LogKey, LogNode
+from ..settings import Settings
+from .leaf import b64, entry_bytes, envelope_digest
+from .schemas import (
+    ConsistencyProofPublic,
+    InclusionProofPublic,
+    LogEntriesPublic,
+    LogEntryPublic,
+    LogInfo,
+)
+
+__all__ = [
+    "MAX_ENTRIES",
+    "Notary",
+    "consistency",
+    "entries",
+    "inclusion",
+    "info",
+    "install",
+    "notary_for",
+    "signed_checkpoint",
+    "tree_size",
+]
+
+MAX_ENTRIES = 1000
+"""Entries one `GET /v1/log/entries` answers at most; a client pages with `start`."""
+
+_HEAD = LogHead.__table__  # type: ignore[attr-defined]
+_ENTRIES = LogEntry.__table__  # type: ignore[attr-defined]
+_NODES = LogNode.__table__  # type: ignore[attr-defined]
+_KEYS = LogKey.__table__  # type: ignore[attr-defined]
+_ATTESTATIONS = Attestation.__table__  # type: ignore[attr-defined]
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+class LogNotInstalledError(RegistryError):
+    """This process ingests into a database whose log it never set up (a bug: `install`)."""
+
+    status_code = 500
+
+
+# ----------------------------------------------------------------------------- the log key
+
+
+@dataclass(frozen=True)
+class Notary:
+    """The log's identity: its origin line and the key that signs its checkpoints."""
+
+    origin: str
+    private_key: Ed25519PrivateKey
+
+    @property
+    def vkey(self) -> str:
+        """The verifier key (`<name>+<key id>+<key>`) clients pin."""
+        return vkey(self.origin, self.private_key.public_key())
+
+    def sign(self, size: int, root: bytes) -> str:
+        """The signed checkpoint for the tree of `size` leaves with root `root`."""
+        return sign_checkpoint(Checkpoint(self.origin, size, root), self.origin, self.private_key)
+
+
+_NOTARIES: weakref.WeakKeyDictionary[Engine, Notary] = weakref.WeakKeyDictionary()
+
+
+def install(engine: Engine, settings: Settings) -> Notary:
+    """Set up the log for an app on `engine`: ingest hooks (once per process) and the key.
+
+    Called by `create_app`, so every process that ingests appends. The key is created on first
+    start: in `settings.log_key_file` when set, else in the database, under the head lock so
+    that replicas starting together agree on one key.
+    """
+    if _after_accept not in attestations.AFTER_ACCEPT:
+        attestations.AFTER_ACCEPT.append(_after_accept)
+    if _describe_existing not in attestations.DESCRIBE_EXISTING:
+        attestations.DESCRIBE_EXISTING.append(_describe_existing)
+    if settings.log_key_file is not None:
+        key = _file_key(settings.log_key_file)
+    else:
+        with Session(engine) as session:
+            key = _database_key(session)
+    notary = Notary(settings.log_origin, key)
+    notary.vkey  # noqa: B018  (fails now, not at the first append, if the origin is no key name)
+    _NOTARIES[engine] = notary
+    return notary
+
+
+def notary_for(session: Session) -> Notary:
+    """The log identity installed for the session's engine.
+
+    Raises:
+        LogNotInstalledError: `install` was never called for this engine.
+    """
+    notary = _NOTARIES.get(session.get_bind())  # type: ignore[arg-type]
+    if notary is None:
+        raise LogNotInstalledError("the transparency log is not set up for this database")
+    return notary
+
+
+def _file_key(path: Path) -> Ed25519PrivateKey:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = dsse.generate_private_key()
+        try:  # O_EXCL: two processes starting together keep the first one's key
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(dsse.private_key_pem(key))
+            return key
+    return dsse.load_private_key(path.read_bytes())
+
+
+def _database_key(session: Session) -> Ed25519PrivateKey:
+    begin_write(session)
+    _lock_head(session)
+    pem = session.execute(select(_KEYS.c.private_key).order_by(_KEYS.c.id.desc())).scalar()
+    if pem is None:
+        key = dsse.generate_private_key()
+        pem = dsse.private_key_pem(key).decode("ascii")
+        session.execute(insert(_KEYS).values(private_key=pem, created_at=utcnow()))
+        session.commit()
+        return key
+    session.rollback()
+    return dsse.load_private_key(pem.encode("ascii"))
+
+
+# ----------------------------------------------------------------------------- node store
+
+
+def _lock_head(session: Session) -> int:
+    """Lock the head row (creating it in an empty database) and return the tree size."""
+    locked = select(_HEAD.c.size).where(_HEAD.c.id == 1).with_for_update()
+    size = session.execute(locked).scalar()
+    if size is None:
+        session.execute(_insert_ignore(session, _HEAD).values(id=1, size=0, updated_at=utcnow()))
+        size = session.execute(locked).scalar_one()
+    return int(size)
+
+
+def _insert_ignore(session: Session, table: Any) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table).on_conflict_do_nothing()
+
+
+def tree_size(session: Session) -> int:
+    """The number of entries in the log."""
+    size = session.execute(select(_HEAD.c.size).where(_HEAD.c.id == 1)).scalar()
+    return int(size or 0)
+
+
+def _fetch(session: Session, nodes: Iterable[NodeId]) -> dict[NodeId, bytes]:
+    """Read the given complete subtrees in one query."""
+    wanted = sorted(set(nodes))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(_NODES.c.level, _NODES.c.idx, _NODES.c.hash).where(
+            tuple_(_NODES.c.level, _NODES.c.idx).in_(wanted)
+        )
+    )
+    return {(level, idx): bytes(h) for level, idx, h in rows}
+
+
+def _resolve(
+    session: Session, plans: list[Plan], known: Mapping[NodeId, bytes] | None = None
+) -> list[list[bytes]]:
+    """Resolve several plans with one read; returns one hash list per plan.
+
+    Raises:
+        MissingNodeError: the store lacks a node a valid request needs (the store is corrupt).
+    """
+    known = known or {}
+    needed = {n for plan in plans for group in plan for n in group if n not in known}
+    store = {**known, **_fetch(session, needed)}
+    return [resolve_plan(plan, lambda lv, ix: _need(store, lv, ix)) for plan in plans]
+
+
+def _check_size(size: int, current: int, field: str) -> None:
+    if not 0 <= size <= current:
+        raise TreeRangeError(
+            f"{field} must be in [0, {current}] (the log has {current} entries), got {size}",
+            index=None,
+            size=size,
+            field=field,
+        )
+
+
+def _root(root_hashes: list[bytes]) -> bytes:
+    return root_hashes[0] if root_hashes else EMPTY_ROOT
+
+
+# ----------------------------------------------------------------------------- appends
+
+
+def _left_siblings(index: int) -> list[NodeId]:
+    """The stored nodes `new_nodes_for_append(index, ...)` reads."""
+    out, level = [], 0
+    while index & 1:
+        out.append((level, index - 1))
+        level, index = level + 1, index >> 1
+    return out
+
+
+def append(
+    session: Session, attestation_id: int, entry: bytes, notary: Notary
+) -> InclusionProofPublic:
+    """Append `entry` as the next leaf, inside the caller's write transaction (no commit).
+
+    Returns the new leaf's inclusion proof in the tree it ends, with that tree's checkpoint.
+    """
+    index = _lock_head(session)
+    size = index + 1
+    leaf = leaf_hash(entry)
+    proof_plan, root_nodes = inclusion_proof_plan(index, size), root_plan(size)
+    have = _fetch(
+        session,
+        [*_left_siblings(index), *(n for g in [*proof_plan, *root_nodes] for n in g)],
+    )
+    new = new_nodes_for_append(index, leaf, lambda level, idx: _need(have, level, idx))
+    session.execute(
+        insert(_ENTRIES).values(
+            idx=index,
+            attestation_id=attestation_id,
+            envelope_digest=envelope_digest(entry),
+            entry=entry,
+        )
+    )
+    session.execute(insert(_NODES), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in new])
+    done = session.execute(
+        update(_HEAD)
+        .where(_HEAD.c.id == 1, _HEAD.c.size == index)
+        .values(size=size, updated_at=utcnow())
+    )
+    if done.rowcount != 1:  # pragma: no cover - the row is locked; guards the scheme itself
+        raise RuntimeError("the log head moved while it was locked")
+    known = {**have, **{(lv, ix): h for lv, ix, h in new}}
+    proof, root = _resolve(session, [proof_plan, root_nodes], known)
+    return _inclusion_answer(notary, index, size, leaf, proof, _root(root), entry)
+
+
+def _need(store: Mapping[NodeId, bytes], level: int, idx: int) -> bytes:
+    try:
+        return store[(level, idx)]
+    except KeyError:
+        raise MissingNodeError(level, idx) from None
+
+
+def _after_accept(
+    session: Session,
+    attestation: Attestation,
+    _verified: VerifiedStatement,
+    outcome: dict[str, Any],
+) -> None:
+    """AFTER_ACCEPT hook: log the envelope and put its index and proof in the answer."""
+    assert attestation.id is not None
+    proof = append(session, attestation.id, entry_bytes(attestation.envelope), notary_for(session))
+    outcome["log_index"] = proof.log_index
+    outcome["inclusion_proof"] = proof.model_dump()
+
+
+def _describe_existing(session: Session, attestation: Attestation, outcome: dict[str, Any]) -> None:
+    """DESCRIBE_EXISTING hook: a re-submission gets its index and a proof at today's size."""
+    row = session.execute(
+        select(_ENTRIES.c.idx, _ENTRIES.c.entry).where(_ENTRIES.c.attestation_id == attestation.id)
+    ).first()
+    if row is None:  # pragma: no cover - every accepted attestation is logged (see 0002)
+        return
+    proof = _inclusion_at(
+        session, notary_for(session), row.idx, tree_size(session), bytes(row.entry)
+    )
+    outcome["log_index"] = proof.log_index
+    outcome["inclusion_proof"] = proof.model_dump()
+
+
+# ----------------------------------------------------------------------------- reads
+
+
+def info(session: Session, notary: Notary) -> LogInfo:
+    """The log's identity and its current signed checkpoint."""
+    size = tree_size(session)
+    (root,) = _resolve(session, [root_plan(size)])
+    return LogInfo(
+        origin=notary.origin,
+        vkey=notary.vkey,
+        tree_size=size,
+        root_hash=b64(_root(root)),
+        checkpoint=notary.sign(size, _root(root)),
+    )
+
+
+def signed_checkpoint(session: Session, notary: Notary) -> str:
+    """The current checkpoint as a C2SP signed note."""
+    return info(session, notary).checkpoint
+
+
+def entries(session: Session, start: int, end: int | None) -> LogEntriesPublic:
+    """Entries `start..end` inclusive (RFC 9162 get-entries), at most `MAX_ENTRIES`.
+
+    As in RFC 9162, an `end` beyond the log is answered up to the last entry, and the answer may
+    hold fewer entries than asked; the client continues from the last index it got.
+
+    Raises:
+        TreeRangeError: `start` is not an index of the log, or `end` < `start`.
+    """
+    size = tree_size(session)
+    if not 0 <= start < size:
+        raise TreeRangeError(
+            f"start must be in [0, {size}) (the log has {size} entries), got {start}",
+            index=start,
+            size=size,
+            field="start",
+        )
+    last = size - 1 if end is None else end
+    if last < start:
+        raise TreeRangeError(
+            f"end must be >= start ({start}), got {last}", index=last, size=size, field="end"
+        )
+    last = min(last, size - 1, start + MAX_ENTRIES - 1)
+    rows = session.execute(
+        select(
+            _ENTRIES.c.idx, _ENTRIES.c.attestation_id, _ENTRIES.c.envelope_digest, _ENTRIES.c.entry
+        )
+        .where(_ENTRIES.c.idx >= start, _ENTRIES.c.idx <= last)
+        .order_by(_ENTRIES.c.idx)
+    )
+    data = [
+        LogEntryPublic(index=i, attestation_id=a, envelope_digest=d, entry=b64(bytes(e)))
+        for i, a, d, e in rows
+    ]
+    return LogEntriesPublic(start=start, end=last, tree_size=size, entries=data)
+
+
+def _find_entry(
+    session: Session, index: int | None, digest: str | None, payload_digest: str | None
+) -> tuple[int, bytes, int]:
+    given = [
+        name
+        for name, v in (("index", index), ("digest", digest), ("payload_digest", payload_digest))
+        if v is not None
+    ]
+    if len(given) != 1:
+        raise BadRequestError(
+            "give exactly one of index, digest (sha256 of the log entry) or payload_digest",
+            field="index",
+        )
+    stmt = select(_ENTRIES.c.idx, _ENTRIES.c.entry, _ENTRIES.c.attestation_id)
+    if index is not None:
+        stmt = stmt.where(_ENTRIES.c.idx == index)
+        what = f"index {index}"
+    elif digest is not None:
+        stmt = stmt.where(_ENTRIES.c.envelope_digest == _hex_digest(digest, "digest"))
+        what = f"envelope digest {digest}"
+    else:
+        assert payload_digest is not None
+        stmt = stmt.join(_ATTESTATIONS, _ATTESTATIONS.c.id == _ENTRIES.c.attestation_id).where(
+            _ATTESTATIONS.c.payload_digest == _hex_digest(payload_digest, "payload_digest")
+        )
+        what = f"payload digest {payload_digest}"
+    row = session.execute(stmt).first()
+    if row is None:
+        raise NotFoundError(f"the log has no entry with {what}", field=given[0])
+    return int(row.idx), bytes(row.entry), int(row.attestation_id)
+
+
+def _hex_digest(value: str, field: str) -> str:
+    digest = value.strip().lower().removeprefix("sha256:")
+    if not _HEX64.fullmatch(digest):
+        raise BadRequestError(f"{field} must be 64 hex digits (sha256), got {value!r}", field=field)
+    return digest
+
+
+def inclusion(
+    session: Session,
+    notary: Notary,
+    *,
+    index: int | None = None,
+    digest: str | None = None,
+    payload_digest: str | None = None,
+    size: int | None = None,
+) -> InclusionProofPublic:
+    """Inclusion proof of one entry (by index, envelope digest or payload digest) in the tree
+    of `size` entries (default: the whole log), with that tree's signed checkpoint.
+
+    Raises:
+        BadRequestError: not exactly one of index, digest, payload_digest; a malformed digest.
+        NotFoundError: no such entry.
+        TreeRangeError: `size` exceeds the log, or the entry is not in the tree of `size`.
+    """
+    current = tree_size(session)
+    if size is not None:
+        _check_size(size, current, "tree_size")
+    if index is not None and not 0 <= index < (current if size is None else size):
+        raise TreeRangeError(
+            f"index must be in [0, {current if size is None else size}), got {index}",
+            index=index,
+            size=current if size is None else size,
+            field="index",
+        )
+    idx, entry, _ = _find_entry(session, index, digest, payload_digest)
+    return _inclusion_at(session, notary, idx, current if size is None else size, entry)
+
+
+def _inclusion_at(
+    session: Session, notary: Notary, index: int, size: int, entry: bytes
+) -> InclusionProofPublic:
+    proof_plan = inclusion_proof_plan(index, size)
+    proof, root = _resolve(session, [proof_plan, root_plan(size)])
+    return _inclusion_answer(notary, index, size, leaf_hash(entry), proof, _root(root), entry)
+
+
+def _inclusion_answer(
+    notary: Notary,
+    index: int,
+    size: int,
+    leaf: bytes,
+    proof: list[bytes],
+    root: bytes,
+    entry: bytes,
+) -> InclusionProofPublic:
+    return InclusionProofPublic(
+        log_index=index,
+        tree_size=size,
+        envelope_digest=envelope_digest(entry),
+        leaf_hash=b64(leaf),
+        root_hash=b64(root),
+        hashes=[b64(h) for h in proof],
+        checkpoint=notary.sign(size, root),
+    )
+
+
+def consistency(
+    session: Session, notary: Notary, first: int, second: int | None
+) -> ConsistencyProofPublic:
+    """Proof that the tree of `second` entries (default: the whole log) extends the tree of
+    `first`, with both roots and the signed checkpoint of `second`.
+
+    Raises:
+        TreeRangeError: not 0 <= first <= second <= the log's size.
+    """
+    current = tree_size(session)
+    second = current if second is None else second
+    _check_size(second, current, "to")
+    if not 0 <= first <= second:
+        raise TreeRangeError(
+            f"from must be in [0, {second}] (the 'to' size), got {first}",
+            index=None,
+            size=first,
+            field="from",
+        )
+    proof, old_root, new_root = _resolve(
+        session, [consistency_proof_plan(first, second), root_plan(first), root_plan(second)]
+    )
+    return ConsistencyProofPublic(
+        from_size=first,
+        to_size=second,
+        from_root=b64(_root(old_root)),
+        to_root=b64(_root(new_root)),
+        hashes=[b64(h) for h in proof],
+        checkpoint=notary.sign(second, _root(new_root)),
+    )

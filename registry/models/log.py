@@ -1,0 +1,98 @@
+"""Tables of the transparency log (`registry/log/`).
+
+- `log_entries`: one row per leaf, in log order. `entry` holds the exact bytes that were hashed
+  into the leaf (see `registry.log.service.entry_bytes`), so anyone holding the entries can
+  recompute every leaf hash without trusting how the database renders the envelope JSON.
+- `log_nodes`: the hash of every complete subtree, keyed `(level, idx)` = leaves
+  `[idx * 2**level, (idx + 1) * 2**level)`, level 0 being the leaf hashes (the scheme of
+  `lineage.merkle`). Rows are written once, when their last leaf is appended, and never change;
+  a proof for any tree size reads O(log n) of them in one query.
+- `log_head`: a single row holding the tree size. Appends lock it (`SELECT ... FOR UPDATE` on
+  PostgreSQL, the database write lock on SQLite), which is what makes indices gap-free and unique
+  under concurrent writers.
+- `log_keys`: the log's Ed25519 checkpoint key, when it is kept in the database rather than in a
+  configured file (`STUDBOOK_LOG_KEY_FILE`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    Text,
+)
+from sqlmodel import Field, SQLModel
+
+# INTEGER on SQLite makes a single-column primary key an alias of the rowid (one B-tree).
+_BIG = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LogHead(SQLModel, table=True):
+    """The log's size; one row (`id` = 1), the lock every append takes."""
+
+    __tablename__ = "log_head"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_log_head_single_row"),)
+
+    id: int = Field(
+        default=1, sa_column=Column(SmallInteger, primary_key=True, autoincrement=False)
+    )
+    size: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    updated_at: datetime = Field(
+        default_factory=_now, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class LogEntry(SQLModel, table=True):
+    """One leaf: the accepted envelope's logged bytes and the attestation it records."""
+
+    __tablename__ = "log_entries"
+
+    idx: int = Field(sa_column=Column(_BIG, primary_key=True, autoincrement=False))
+    attestation_id: int = Field(
+        sa_column=Column(_BIG, ForeignKey("attestations.id"), nullable=False, unique=True)
+    )
+    envelope_digest: str = Field(max_length=64, unique=True)
+    entry: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class LogNode(SQLModel, table=True):
+    """The hash of one complete subtree; immutable once written."""
+
+    __tablename__ = "log_nodes"
+    # Clustered on the key on SQLite too: a proof's reads are key lookups only.
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    level: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+
+
+class LogKey(SQLModel, table=True):
+    """The log's checkpoint signing key (PKCS#8 PEM), when kept in the database.
+
+    The newest row is the active key; older rows stay so that checkpoints signed before a
+    rotation can still be checked by an operator.
+    """
+
+    __tablename__ = "log_keys"
+
+    id: int | None = Field(default=None, sa_column=Column(_BIG, primary_key=True))
+    private_key: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(
+        default_factory=_now, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+__all__ = ["LogEntry", "LogHead", "LogKey", "LogNode"]
