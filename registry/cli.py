@@ -402,6 +402,10 @@ def render_dot(data: dict[str, Any]) -> str:
 
 def _attach_optional_groups() -> None:
     """Command groups whose modules import nothing heavy at import time."""
+    from .log.cli import log_cli, verify_cmd
+
+    cli.add_command(log_cli)
+    cli.add_command(verify_cmd)
     try:
         from evals.cli import eval_cli
     except ImportError:  # evals is an optional part of the install

@@ -82,6 +82,7 @@ __all__ = [
     "install",
     "notary_for",
     "signed_checkpoint",
+    "stored_notary",
     "tree_size",
 ]
 
@@ -157,6 +158,21 @@ def notary_for(session: Session) -> Notary:
     if notary is None:
         raise LogNotInstalledError("the transparency log is not set up for this database")
     return notary
+
+
+def stored_notary(session: Session, settings: Settings) -> Notary | None:
+    """The log identity as configured, read without creating anything (for audits).
+
+    Returns:
+        None when the log has no key yet (the server never started on this database).
+    """
+    path = settings.log_key_file
+    if path is not None:
+        return Notary(settings.log_origin, _file_key(path)) if path.exists() else None
+    pem = session.execute(select(_KEYS.c.private_key).order_by(_KEYS.c.id.desc())).scalar()
+    if pem is None:
+        return None
+    return Notary(settings.log_origin, dsse.load_private_key(pem.encode("ascii")))
 
 
 def _file_key(path: Path) -> Ed25519PrivateKey:
