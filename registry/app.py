@@ -27,6 +27,7 @@ from .deps import provide_db_session
 from .errors import exception_handler
 from .keys.controllers import KeyController
 from .log.service import install as install_log
+from .risk import install as install_risk
 from .principals.controllers import PrincipalController, whoami
 from .settings import Settings, get_settings
 
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     for extra in _domain_routers():
         route_handlers.append(extra)
     install_log(engine, settings)  # every process that ingests appends to the log
+    install_risk()  # after the log: mark refreshes run under its append lock
     return Litestar(
         route_handlers=route_handlers,
         dependencies={
@@ -87,6 +89,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 def _domain_routers() -> list[Any]:
     """Routers of domains that extend the core (risk, log, evals, web page)."""
     from .log.controllers import LogController
+    from .risk.controllers import RiskController
     from .web.controllers import index
 
-    return [index, LogController]
+    return [index, LogController, RiskController]

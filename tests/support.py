@@ -129,3 +129,23 @@ def row_counts(engine: Engine) -> dict[str, int]:
             t.name: conn.execute(text(f"SELECT count(*) FROM {t.name}")).scalar_one()
             for t in SQLModel.metadata.sorted_tables
         }
+
+
+def review_envelope(
+    signer: dsse.Signer,
+    artifact: str,
+    trait: str,
+    *,
+    severity: str | None = "high",
+    reason: str = "reviewed",
+    evidence: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Sign a flag (with `severity`) or a clearance (`severity=None`) of `artifact`."""
+    from lineage.review import clearance_statement, flag_statement
+    from lineage.risk import Severity
+
+    if severity is None:
+        statement = clearance_statement(artifact, trait, reason, evidence or ("eval:1",))
+    else:
+        statement = flag_statement(artifact, trait, Severity(severity), reason, evidence)
+    return sign_statement(statement, signer).to_json()

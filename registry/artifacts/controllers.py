@@ -33,7 +33,7 @@ def register_view(name: str, view: View) -> None:
     VIEWS[name] = view
 
 
-def _lineage_view(session: Session, artifact: Artifact, params: dict[str, str]) -> Any:
+def plain_lineage_view(session: Session, artifact: Artifact, params: dict[str, str]) -> Any:
     from ..errors import BadRequestError
 
     raw_dir = params.get("direction", "up")
@@ -47,7 +47,7 @@ def _lineage_view(session: Session, artifact: Artifact, params: dict[str, str]) 
     return service.lineage(session, artifact, direction, int(raw_depth))
 
 
-register_view("lineage", _lineage_view)
+register_view("lineage", plain_lineage_view)
 
 
 class ArtifactController(Controller):

@@ -57,6 +57,8 @@ class LineageNode(BaseModel):
 
     artifact: ArtifactPublic
     depth: int
+    flags: list[dict[str, Any]] = []
+    at_risk: list[dict[str, Any]] = []
 
 
 class LineagePublic(BaseModel):

@@ -123,6 +123,11 @@ __all__ = [
     "Attestation",
     "LineageEdge",
     "Principal",
+    "RiskMarkRow",
+    "RiskStatement",
     "SigningKey",
     "utcnow",
 ]
+
+# Derived risk tables; imported last because they use `utcnow` from this module.
+from .risk import RiskMarkRow, RiskStatement  # noqa: E402

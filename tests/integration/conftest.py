@@ -62,6 +62,19 @@ def _truncate(engine: Engine) -> None:
             conn.execute(text("DELETE FROM sqlite_sequence")) if _has_sequence(conn) else None
 
 
+def _truncate_data(engine: Engine) -> None:
+    """Empty the registry's content but keep principals and keys (for property tests that run
+    many examples inside one test)."""
+    keep = {"principals", "api_tokens", "keys", "log_keys", "alembic_version"}
+    tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables) if t.name not in keep]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY"))
+        else:
+            for t in tables:
+                conn.execute(text(f"DELETE FROM {t}"))
+
+
 def _has_sequence(conn: Any) -> bool:
     return (
         conn.execute(text("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")).first()
@@ -94,3 +107,8 @@ def admin_token(client: TestClient[Any], engine: Engine, settings: Settings) -> 
 @pytest.fixture
 def registrar(client: TestClient[Any], engine: Engine) -> Actor:
     return make_actor(client, engine, "pipeline", Role.REGISTRAR)
+
+
+@pytest.fixture
+def reviewer(client: TestClient[Any], engine: Engine) -> Actor:
+    return make_actor(client, engine, "reviewer", Role.REVIEWER)

@@ -1,0 +1,160 @@
+"""Reviewers' statements: flags and clearances, as in-toto predicates.
+
+A flag says an artifact carries a trait (with a severity, a reason and evidence); a clearance
+says, with evidence, that it does not. Both are signed by a reviewer and name the artifact by
+digest as the statement's single subject, like every Studbook statement. The registry orders them
+by acceptance and turns them into `lineage.risk.Flag` / `Clearance` values; this module only
+defines and checks their wire shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import DigestError, InvalidStatementError
+from .risk import Severity
+from .statements import STATEMENT_TYPE
+from .types import check_digest
+
+__all__ = [
+    "CLEARANCE_PREDICATE",
+    "FLAG_PREDICATE",
+    "ReviewClaim",
+    "clearance_statement",
+    "flag_statement",
+    "parse_review",
+]
+
+FLAG_PREDICATE = "https://studbook.dev/attestations/flag/v1"
+CLEARANCE_PREDICATE = "https://studbook.dev/attestations/clearance/v1"
+
+MAX_TRAIT = 100
+MAX_REASON = 4000
+MAX_EVIDENCE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewClaim:
+    """What a flag or clearance statement says. `severity` is None for a clearance."""
+
+    artifact: str
+    trait: str
+    severity: Severity | None
+    reason: str
+    evidence: tuple[str, ...]
+
+    @property
+    def is_flag(self) -> bool:
+        """True for a flag, False for a clearance."""
+        return self.severity is not None
+
+
+def _statement(
+    predicate_type: str, artifact: str, label: str, predicate: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": label, "digest": {"sha256": check_digest(artifact)}}],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    }
+
+
+def flag_statement(
+    artifact: str,
+    trait: str,
+    severity: Severity,
+    reason: str,
+    evidence: tuple[str, ...] = (),
+    *,
+    label: str = "_",
+) -> dict[str, Any]:
+    """A flag: `artifact` carries `trait`."""
+    return _statement(
+        FLAG_PREDICATE,
+        artifact,
+        label,
+        {"trait": trait, "severity": severity.value, "reason": reason, "evidence": list(evidence)},
+    )
+
+
+def clearance_statement(
+    artifact: str, trait: str, reason: str, evidence: tuple[str, ...], *, label: str = "_"
+) -> dict[str, Any]:
+    """A clearance: with `evidence`, `artifact` does not carry `trait`."""
+    return _statement(
+        CLEARANCE_PREDICATE,
+        artifact,
+        label,
+        {"trait": trait, "reason": reason, "evidence": list(evidence)},
+    )
+
+
+def parse_review(statement: Mapping[str, Any]) -> ReviewClaim:
+    """Read a flag or clearance predicate.
+
+    Raises:
+        InvalidStatementError: naming the field that is wrong.
+    """
+    ptype = statement.get("predicateType")
+    if ptype not in (FLAG_PREDICATE, CLEARANCE_PREDICATE):
+        raise InvalidStatementError("not a flag or clearance statement", field="predicateType")
+    subjects = statement.get("subject")
+    if not isinstance(subjects, list) or len(subjects) != 1:
+        raise InvalidStatementError("a review names exactly one subject", field="subject")
+    digest_map = subjects[0].get("digest") if isinstance(subjects[0], dict) else None
+    if not isinstance(digest_map, dict) or "sha256" not in digest_map:
+        raise InvalidStatementError(
+            "subject[0].digest must have a sha256 entry", field="subject[0].digest"
+        )
+    try:
+        artifact = check_digest(str(digest_map["sha256"]), field_name="subject[0].digest.sha256")
+    except DigestError as exc:
+        raise InvalidStatementError(exc.message, field=exc.field) from exc
+    pred = statement.get("predicate")
+    if not isinstance(pred, dict):
+        raise InvalidStatementError("predicate must be an object", field="predicate")
+    trait = pred.get("trait")
+    if (
+        not isinstance(trait, str)
+        or not trait.strip()
+        or trait != trait.strip()
+        or len(trait) > MAX_TRAIT
+    ):
+        raise InvalidStatementError(
+            f"predicate.trait must be 1-{MAX_TRAIT} characters without surrounding spaces",
+            field="predicate.trait",
+        )
+    reason = pred.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > MAX_REASON:
+        raise InvalidStatementError(
+            f"predicate.reason must be text of at most {MAX_REASON} characters",
+            field="predicate.reason",
+        )
+    evidence = pred.get("evidence", [])
+    if (
+        not isinstance(evidence, list)
+        or len(evidence) > MAX_EVIDENCE
+        or not all(isinstance(e, str) and 0 < len(e) <= 500 for e in evidence)
+    ):
+        raise InvalidStatementError(
+            f"predicate.evidence must be a list of at most {MAX_EVIDENCE} references (strings)",
+            field="predicate.evidence",
+        )
+    severity: Severity | None = None
+    if ptype == FLAG_PREDICATE:
+        try:
+            severity = Severity(str(pred.get("severity")))
+        except ValueError as exc:
+            names = ", ".join(s.value for s in Severity)
+            raise InvalidStatementError(
+                f"predicate.severity must be one of: {names}", field="predicate.severity"
+            ) from exc
+    elif not evidence:
+        raise InvalidStatementError(
+            "a clearance needs evidence (e.g. the eval attestation that supports it)",
+            field="predicate.evidence",
+        )
+    return ReviewClaim(artifact, trait, severity, reason, tuple(evidence))

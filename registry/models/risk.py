@@ -1,0 +1,64 @@
+"""Tables of the risk engine (`registry/risk/`). Both are derived from signed statements.
+
+- `risk_statements`: one row per accepted flag or clearance, ordered by `seq` (the accepting
+  attestation's id: writes are serialised, so it is the acceptance order). Rebuilt from envelopes.
+- `risk_marks`: one row per at-risk (model, trait) with its explanation, kept current inside the
+  transaction of every write that can change it. `created_at` is when the mark first appeared,
+  which orders the review queue; it survives recomputations that leave the mark in place.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, String
+from sqlmodel import Field, SQLModel
+
+from . import utcnow
+
+_BIG = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class RiskStatement(SQLModel, table=True):
+    """A reviewer's flag or clearance of (artifact, trait)."""
+
+    __tablename__ = "risk_statements"
+    __table_args__ = (Index("ix_risk_statements_artifact_trait", "artifact_id", "trait"),)
+
+    id: int | None = Field(default=None, sa_column=Column(_BIG, primary_key=True))
+    attestation_id: int = Field(
+        sa_column=Column(_BIG, ForeignKey("attestations.id"), nullable=False, unique=True)
+    )
+    artifact_id: int = Field(sa_column=Column(_BIG, ForeignKey("artifacts.id"), nullable=False))
+    statement: str = Field(sa_column=Column(String(10), nullable=False))  # flag | clearance
+    trait: str = Field(sa_column=Column(String(100), nullable=False, index=True))
+    severity: str | None = Field(default=None, sa_column=Column(String(10), nullable=True))
+    reason: str = Field(sa_column=Column(String(4000), nullable=False))
+    evidence: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    seq: int = Field(sa_column=Column(_BIG, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class RiskMarkRow(SQLModel, table=True):
+    """An at-risk (model, trait) and the path that explains it."""
+
+    __tablename__ = "risk_marks"
+    __table_args__ = (Index("ix_risk_marks_trait_created", "trait", "created_at"),)
+
+    model_id: int = Field(
+        sa_column=Column(_BIG, ForeignKey("artifacts.id"), primary_key=True, autoincrement=False)
+    )
+    trait: str = Field(sa_column=Column(String(100), primary_key=True))
+    kind: str = Field(sa_column=Column(String(10), nullable=False))  # data | weights
+    source_id: int = Field(sa_column=Column(_BIG, ForeignKey("artifacts.id"), nullable=False))
+    via_id: int = Field(sa_column=Column(_BIG, ForeignKey("artifacts.id"), nullable=False))
+    # [[child digest, parent digest, relation], ...] from the model to the flagged source
+    path: list[Any] = Field(sa_column=Column(JSON, nullable=False))
+    shared_base: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True),
+    )

@@ -1,0 +1,532 @@
+"""The risk engine inside the registry: flags, clearances, at-risk marks, fine-tune checks.
+
+`lineage.risk` holds the rule. Here the registry feeds it the part of the graph each question
+depends on, read with SQL, and stores the answers:
+
+- A mark of model M depends only on M's upstream closure (its ancestors over every relation: the
+  teachers, their data, their bases). So to answer a question about some models we load their
+  upstream closure and run the reference rule on that subgraph: the answers are those the rule
+  gives on the whole graph, at the cost of the closure only.
+- A write (new edges, a flag, a clearance) can only change the marks of the artifact it touches
+  and of its descendants. After every such write, inside the same transaction, we recompute the
+  marks of that downstream region and replace the stored ones. Writes are serialised (the log's
+  append lock on PostgreSQL, the write lock on SQLite), so each recomputation sees every earlier
+  write. While no flag has ever been accepted there is nothing to do, and ingest pays nothing.
+- `seq`, which orders a flag against a clearance of the same (artifact, trait), is the accepting
+  attestation's id: acceptance order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, delete, exists, func, insert, select, text, update
+from sqlmodel import Session
+
+from lineage.graph import LineageGraph, Node
+from lineage.review import CLEARANCE_PREDICATE, FLAG_PREDICATE, parse_review
+from lineage.risk import (
+    CheckReason,
+    Clearance,
+    Flag,
+    ReasonKind,
+    RiskMark,
+    RiskState,
+    Severity,
+    compute_risk,
+    fine_tune_check,
+)
+from lineage.statements import VerifiedStatement
+from lineage.types import ArtifactKind, Edge, Relation
+
+from ..artifacts.service import resolve
+from ..errors import BadRequestError, UnprocessableError
+from ..models import Artifact, Attestation, LineageEdge, RiskMarkRow, RiskStatement, utcnow
+from .schemas import (
+    ClearancePublic,
+    FineTuneCheckPublic,
+    FlagPublic,
+    MarkPublic,
+    PathEdge,
+    ReasonPublic,
+    RiskPublic,
+)
+
+_A = Artifact.__table__  # type: ignore[attr-defined]
+_E = LineageEdge.__table__  # type: ignore[attr-defined]
+_S = RiskStatement.__table__  # type: ignore[attr-defined]
+_M = RiskMarkRow.__table__  # type: ignore[attr-defined]
+_CHUNK = 500
+
+_UP = text(
+    "WITH RECURSIVE up(id) AS (SELECT id FROM artifacts WHERE id IN :ids "
+    "UNION SELECT e.parent_id FROM edges e JOIN up ON e.child_id = up.id) SELECT id FROM up"
+).bindparams(bindparam("ids", expanding=True))
+_DOWN = text(
+    "WITH RECURSIVE down(id) AS (SELECT id FROM artifacts WHERE id IN :ids "
+    "UNION SELECT e.child_id FROM edges e JOIN down ON e.parent_id = down.id) SELECT id FROM down"
+).bindparams(bindparam("ids", expanding=True))
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
+    for i in range(0, len(ids), _CHUNK):
+        yield list(ids[i : i + _CHUNK])
+
+
+def closure(session: Session, seeds: Iterable[int], *, up: bool) -> set[int]:
+    """Seeds plus all their ancestors (`up`) or descendants, over every relation."""
+    out: set[int] = set()
+    for part in _chunks(sorted(set(seeds))):
+        out.update(session.execute(_UP if up else _DOWN, {"ids": part}).scalars())
+    return out
+
+
+class Subgraph:
+    """A part of the registry's graph loaded for the reference rule, with id <-> digest maps."""
+
+    def __init__(self, session: Session, ids: set[int]) -> None:
+        self.digest: dict[int, str] = {}
+        self.id: dict[str, int] = {}
+        self.ref: dict[str, str] = {}
+        nodes: list[Node] = []
+        edges: list[Edge] = []
+        ordered = sorted(ids)
+        for part in _chunks(ordered):
+            for row in session.execute(
+                select(_A.c.id, _A.c.digest, _A.c.kind, _A.c.opaque, _A.c.name, _A.c.version).where(
+                    _A.c.id.in_(part)
+                )
+            ):
+                self.digest[row.id] = row.digest
+                self.id[row.digest] = row.id
+                self.ref[row.digest] = f"{row.name}@{row.version}"
+                nodes.append(Node(row.digest, ArtifactKind(row.kind), row.opaque))
+        for part in _chunks(ordered):
+            for c, p, r in session.execute(
+                select(_E.c.child_id, _E.c.parent_id, _E.c.relation).where(_E.c.child_id.in_(part))
+            ):
+                if p in self.digest:
+                    edges.append(Edge(self.digest[c], self.digest[p], Relation(r)))
+        self.graph = LineageGraph(nodes, edges)
+        self.flags: list[Flag] = []
+        self.clearances: list[Clearance] = []
+        for part in _chunks(ordered):
+            for s in session.execute(select(_S).where(_S.c.artifact_id.in_(part))):
+                digest = self.digest[s.artifact_id]
+                if s.statement == "flag":
+                    self.flags.append(
+                        Flag(
+                            digest,
+                            s.trait,
+                            Severity(s.severity),
+                            s.reason,
+                            tuple(s.evidence),
+                            str(s.attestation_id),
+                            s.seq,
+                        )
+                    )
+                else:
+                    self.clearances.append(
+                        Clearance(digest, s.trait, s.reason, tuple(s.evidence), s.seq)
+                    )
+
+    def risk(self) -> RiskState:
+        """The reference rule on this subgraph."""
+        return compute_risk(self.graph, self.flags, self.clearances)
+
+
+def upstream(session: Session, ids: Iterable[int]) -> Subgraph:
+    """The upstream closure of `ids`, loaded."""
+    return Subgraph(session, closure(session, ids, up=True))
+
+
+def _any_statement(session: Session) -> bool:
+    return bool(session.scalar(select(exists().select_from(_S))))
+
+
+# ---------------------------------------------------------------------------- writes
+
+
+def apply_review(
+    session: Session, attestation: Attestation, verified: VerifiedStatement
+) -> dict[str, Any]:
+    """Predicate handler for flags and clearances: store the statement (no commit).
+
+    Marks are recomputed by `after_accept`, once the write lock is held.
+
+    Raises:
+        InvalidStatementError: malformed predicate.
+        UnprocessableError: the artifact is not registered.
+    """
+    claim = parse_review(verified.statement)
+    artifact_id = session.scalar(select(_A.c.id).where(_A.c.digest == claim.artifact))
+    if artifact_id is None:
+        raise UnprocessableError(
+            f"unknown artifact sha256:{claim.artifact}: register it before reviewing it",
+            field="subject[0].digest",
+            digest=claim.artifact,
+        )
+    session.execute(
+        insert(_S).values(
+            attestation_id=attestation.id,
+            artifact_id=artifact_id,
+            statement="flag" if claim.is_flag else "clearance",
+            trait=claim.trait,
+            severity=claim.severity.value if claim.severity else None,
+            reason=claim.reason,
+            evidence=list(claim.evidence),
+            seq=attestation.id,
+            created_at=attestation.received_at,
+        )
+    )
+    return {
+        "risk_seed": [artifact_id],
+        "result": {"trait": claim.trait, "artifact": claim.artifact},
+    }
+
+
+def after_accept(
+    session: Session, attestation: Attestation, verified: VerifiedStatement, outcome: dict[str, Any]
+) -> None:
+    """AFTER_ACCEPT hook: bring the marks downstream of what this write touched up to date."""
+    seeds: list[int] = list(outcome.get("risk_seed", ()))
+    if outcome.get("edges_added") and "artifact_id" in outcome:
+        seeds.append(int(outcome["artifact_id"]))
+    if seeds and _any_statement(session):
+        refresh(session, seeds)
+
+
+def refresh(session: Session, seeds: Iterable[int], *, now: datetime | None = None) -> int:
+    """Recompute the marks of `seeds` and of everything downstream; returns how many changed."""
+    region = closure(session, seeds, up=False)
+    sub = upstream(session, region)
+    state = sub.risk()
+    wanted = {(sub.id[m.model], m.trait): m for m in state.marks if sub.id[m.model] in region}
+    return _store_marks(session, sub, region, wanted, now or utcnow())
+
+
+def _store_marks(
+    session: Session,
+    sub: Subgraph,
+    region: set[int],
+    wanted: dict[tuple[int, str], RiskMark],
+    now: datetime,
+) -> int:
+    have: dict[tuple[int, str], Any] = {}
+    for part in _chunks(sorted(region)):
+        for row in session.execute(select(_M).where(_M.c.model_id.in_(part))):
+            have[(row.model_id, row.trait)] = row
+    changed = 0
+    gone = [k for k in have if k not in wanted]
+    for model_id, trait in gone:
+        session.execute(delete(_M).where(_M.c.model_id == model_id, _M.c.trait == trait))
+        changed += 1
+    for key, mark in wanted.items():
+        values = _mark_values(sub, mark)
+        row = have.get(key)
+        if row is None:
+            session.execute(
+                insert(_M).values(model_id=key[0], trait=key[1], created_at=now, **values)
+            )
+            changed += 1
+        elif any(getattr(row, k) != v for k, v in values.items()):
+            session.execute(
+                update(_M).where(_M.c.model_id == key[0], _M.c.trait == key[1]).values(**values)
+            )
+            changed += 1
+    return changed
+
+
+def _mark_values(sub: Subgraph, m: RiskMark) -> dict[str, Any]:
+    return {
+        "kind": m.kind.value,
+        "source_id": sub.id[m.source],
+        "via_id": sub.id[m.via],
+        "path": [[e.child, e.parent, e.relation.value] for e in m.path],
+        "shared_base": list(m.shared_base),
+    }
+
+
+def rebuild_all(session: Session) -> int:
+    """Recompute every mark from the stored statements and graph (no commit).
+
+    The incremental updates must always leave the same state; `studbook risk rebuild --check`
+    uses this to prove it.
+    """
+    ids = set(session.execute(select(_A.c.id)).scalars())
+    sub = Subgraph(session, ids)
+    state = sub.risk()
+    wanted = {(sub.id[m.model], m.trait): m for m in state.marks}
+    return _store_marks(session, sub, ids, wanted, utcnow())
+
+
+# ---------------------------------------------------------------------------- reads
+
+
+def _refs(session: Session, digests: Iterable[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    items = sorted(set(digests))
+    for part in (items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)):
+        for d, n, v in session.execute(
+            select(_A.c.digest, _A.c.name, _A.c.version).where(_A.c.digest.in_(part))
+        ):
+            out[d] = f"{n}@{v}"
+    return out
+
+
+def _path(raw: Iterable[Sequence[str]], refs: dict[str, str]) -> list[PathEdge]:
+    return [
+        PathEdge(child=c, child_ref=refs[c], parent=p, parent_ref=refs[p], relation=Relation(r))
+        for c, p, r in raw
+    ]
+
+
+def _marks_public(session: Session, rows: Sequence[Any]) -> list[MarkPublic]:
+    ids: set[int] = set()
+    digests: set[str] = set()
+    for r in rows:
+        ids.update((r.model_id, r.source_id, r.via_id))
+        digests.update(r.shared_base)
+        for c, p, _ in r.path:
+            digests.update((c, p))
+    id_digest = (
+        dict(session.execute(select(_A.c.id, _A.c.digest).where(_A.c.id.in_(ids))).all())
+        if ids
+        else {}
+    )
+    refs = _refs(session, digests | set(id_digest.values()))
+    out = []
+    for r in rows:
+        model, source, via = id_digest[r.model_id], id_digest[r.source_id], id_digest[r.via_id]
+        out.append(
+            MarkPublic(
+                model=model,
+                model_ref=refs[model],
+                trait=r.trait,
+                kind=r.kind,
+                source=source,
+                source_ref=refs[source],
+                via=via,
+                via_ref=refs[via],
+                path=_path(r.path, refs),
+                shared_base=list(r.shared_base),
+                shared_base_refs=[refs[d] for d in r.shared_base],
+                since=r.created_at,
+            )
+        )
+    return out
+
+
+def _statements_in_force(
+    session: Session, where: Any
+) -> tuple[list[FlagPublic], list[ClearancePublic]]:
+    """Flags and clearances in force among the statements matching `where`, by the reference
+    rule (the later statement on an (artifact, trait) wins)."""
+    rows = session.execute(
+        select(_S, _A.c.digest, _A.c.kind, _A.c.name, _A.c.version)
+        .join(_A, _A.c.id == _S.c.artifact_id)
+        .where(where)
+    ).all()
+    if not rows:
+        return [], []
+    nodes = {r.digest: Node(r.digest, ArtifactKind(r.kind)) for r in rows}
+    flags = [
+        Flag(
+            r.digest,
+            r.trait,
+            Severity(r.severity),
+            r.reason,
+            tuple(r.evidence),
+            str(r.attestation_id),
+            r.seq,
+        )
+        for r in rows
+        if r.statement == "flag"
+    ]
+    clears = [
+        Clearance(r.digest, r.trait, r.reason, tuple(r.evidence), r.seq)
+        for r in rows
+        if r.statement == "clearance"
+    ]
+    state = compute_risk(LineageGraph(nodes.values(), ()), flags, clears)
+    by_seq = {r.seq: r for r in rows}
+    f_out = [
+        FlagPublic(
+            artifact=f.artifact,
+            artifact_ref=f"{by_seq[f.seq].name}@{by_seq[f.seq].version}",
+            trait=f.trait,
+            severity=f.severity,
+            reason=f.reason,
+            evidence=list(f.evidence),
+            attestation_id=by_seq[f.seq].attestation_id,
+            created_at=by_seq[f.seq].created_at,
+        )
+        for f in state.flags
+    ]
+    c_out = [
+        ClearancePublic(
+            artifact=c.artifact,
+            artifact_ref=f"{by_seq[c.seq].name}@{by_seq[c.seq].version}",
+            trait=c.trait,
+            reason=c.reason,
+            evidence=list(c.evidence),
+            attestation_id=by_seq[c.seq].attestation_id,
+            created_at=by_seq[c.seq].created_at,
+        )
+        for c in state.clearances
+    ]
+    return f_out, c_out
+
+
+def risk_of(session: Session, artifact: Artifact) -> RiskPublic:
+    """Flags, clearances and at-risk marks of one artifact, with explanations."""
+    flags, clears = _statements_in_force(session, _S.c.artifact_id == artifact.id)
+    marks = _marks_public(
+        session,
+        session.execute(select(_M).where(_M.c.model_id == artifact.id).order_by(_M.c.trait)).all(),
+    )
+    status = "flagged" if flags else "at_risk" if marks else "cleared" if clears else "clear"
+    return RiskPublic(
+        artifact=artifact.digest,
+        artifact_ref=f"{artifact.name}@{artifact.version}",
+        status=status,
+        flags=flags,
+        clearances=clears,
+        at_risk=marks,
+    )
+
+
+def list_flags(session: Session, trait: str | None) -> list[FlagPublic]:
+    """Flags in force, optionally for one trait."""
+    where = _S.c.trait == trait if trait else text("1=1")
+    flags, _ = _statements_in_force(session, where)
+    return flags
+
+
+def at_risk_queue(
+    session: Session, trait: str | None, limit: int, offset: int
+) -> tuple[list[MarkPublic], int]:
+    """The review queue: at-risk models, newest first.
+
+    A mark exists only while its model is neither flagged nor cleared for the trait, so every
+    entry is one no reviewer has ruled on yet; flagging or clearing it takes it off the queue.
+    """
+    stmt = select(_M)
+    if trait:
+        stmt = stmt.where(_M.c.trait == trait)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.execute(
+        stmt.order_by(_M.c.created_at.desc(), _M.c.model_id.desc(), _M.c.trait)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return _marks_public(session, rows), total
+
+
+def node_marks(
+    session: Session, ids: Sequence[int]
+) -> tuple[dict[int, list[dict[str, Any]]], dict[int, list[dict[str, Any]]]]:
+    """Flags in force and marks of many nodes, for decorating lineage answers."""
+    flags: dict[int, list[dict[str, Any]]] = {}
+    marks: dict[int, list[dict[str, Any]]] = {}
+    if not ids or not _any_statement(session):
+        return flags, marks
+    id_of: dict[str, int] = {}
+    for part in _chunks(list(ids)):
+        f, _ = _statements_in_force(session, _S.c.artifact_id.in_(part))
+        for x in f:
+            if x.artifact not in id_of:
+                id_of[x.artifact] = session.scalar(select(_A.c.id).where(_A.c.digest == x.artifact))  # type: ignore[assignment]
+            flags.setdefault(id_of[x.artifact], []).append(
+                {"trait": x.trait, "severity": x.severity.value}
+            )
+        for r in session.execute(
+            select(_M.c.model_id, _M.c.trait, _M.c.kind).where(_M.c.model_id.in_(part))
+        ):
+            marks.setdefault(r.model_id, []).append({"trait": r.trait, "kind": r.kind})
+    return flags, marks
+
+
+def check_fine_tune(
+    session: Session, base_ref: str, dataset_refs: Sequence[str]
+) -> FineTuneCheckPublic:
+    """The verdict for fine-tuning `base_ref` on `dataset_refs`, with paths.
+
+    Raises:
+        NotFoundError: a reference is unknown.
+        BadRequestError: the base is a dataset or a dataset is a model.
+    """
+    base = resolve(session, base_ref)
+    if base.kind != ArtifactKind.MODEL.value:
+        raise BadRequestError(f"base {base_ref} is a dataset, expected a model", field="base")
+    datasets = []
+    for i, ref in enumerate(dataset_refs):
+        d = resolve(session, ref)
+        if d.kind != ArtifactKind.DATASET.value:
+            raise BadRequestError(
+                f"datasets[{i}] {ref} is a model, expected a dataset", field=f"datasets[{i}]"
+            )
+        datasets.append(d)
+    if not _any_statement(session):
+        return FineTuneCheckPublic(
+            verdict="ok",  # type: ignore[arg-type]
+            base=base.digest,
+            base_ref=f"{base.name}@{base.version}",
+            datasets=[d.digest for d in datasets],
+            reasons=[],
+        )
+    sub = upstream(session, [base.id, *(d.id for d in datasets)])  # type: ignore[list-item]
+    result = fine_tune_check(sub.graph, sub.risk(), base.digest, [d.digest for d in datasets])
+    return FineTuneCheckPublic(
+        verdict=result.verdict,
+        base=base.digest,
+        base_ref=sub.ref[base.digest],
+        datasets=[d.digest for d in datasets],
+        reasons=[_reason_public(r, sub.ref) for r in result.reasons],
+    )
+
+
+def _reason_public(r: CheckReason, refs: dict[str, str]) -> ReasonPublic:
+    return ReasonPublic(
+        kind=r.kind,
+        verdict=r.verdict,
+        trait=r.trait,
+        dataset=r.dataset,
+        dataset_ref=refs[r.dataset] if r.dataset else None,
+        via=r.via,
+        via_ref=refs[r.via],
+        source=r.source,
+        source_ref=refs[r.source],
+        path=_path(((e.child, e.parent, e.relation.value) for e in r.path), refs),
+        shared_base=list(r.shared_base),
+        shared_base_refs=[refs[d] for d in r.shared_base],
+        explanation=_explain(r, refs),
+    )
+
+
+def _explain(r: CheckReason, refs: dict[str, str]) -> str:
+    via, source = refs[r.via], refs[r.source]
+    match r.kind:
+        case ReasonKind.BASE:
+            if r.via == r.source:
+                return f"the base {via} is flagged for {r.trait!r}"
+            return f"the base {via} is at risk for {r.trait!r} through {source}"
+        case ReasonKind.TEACHER_SHARES_BASE:
+            shared = ", ".join(refs[b] for b in r.shared_base)
+            return (
+                f"{refs[r.dataset or '']} was generated by {via}, which carries {r.trait!r} "
+                f"(flag on {source}) and shares a base with the candidate ({shared}): the trait "
+                "can pass through the data even if it was filtered"
+            )
+        case ReasonKind.TEACHER_NO_SHARED_BASE:
+            return (
+                f"{refs[r.dataset or '']} was generated by {via}, which carries {r.trait!r} "
+                f"(flag on {source}) but shares no base with the candidate: overt content risk only"
+            )
+        case ReasonKind.FLAGGED_DATASET:
+            return f"{via} in the data lineage is flagged for {r.trait!r}: overt content risk"
+
+
+REVIEW_PREDICATES = (FLAG_PREDICATE, CLEARANCE_PREDICATE)
