@@ -403,9 +403,12 @@ def render_dot(data: dict[str, Any]) -> str:
 def _attach_optional_groups() -> None:
     """Command groups whose modules import nothing heavy at import time."""
     from .log.cli import log_cli, verify_cmd
+    from .risk.cli import COMMANDS as risk_commands
 
     cli.add_command(log_cli)
     cli.add_command(verify_cmd)
+    for command in risk_commands:
+        cli.add_command(command)
     try:
         from evals.cli import eval_cli
     except ImportError:  # evals is an optional part of the install
