@@ -57,6 +57,7 @@ from lineage.merkle import (
 )
 from lineage.statements import VerifiedStatement
 
+from .. import replay
 from ..attestations import service as attestations
 from ..db import begin_write
 from ..errors import BadRequestError, NotFoundError, RegistryError
@@ -137,6 +138,7 @@ def install(engine: Engine, settings: Settings) -> Notary:
         attestations.AFTER_ACCEPT.append(_after_accept)
     if _describe_existing not in attestations.DESCRIBE_EXISTING:
         attestations.DESCRIBE_EXISTING.append(_describe_existing)
+    replay.exempt_hook(_after_accept)  # a replay reads the log; it does not append to one
     if settings.log_key_file is not None:
         key = _file_key(settings.log_key_file)
     else:
