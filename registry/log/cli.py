@@ -215,8 +215,11 @@ def verify_cmd(obj: Any, envelope: Path, vkey: str | None, public_key: str | Non
         owners = {k["keyid"]: k for k in listed}
     verified = _guard(offline.verify_signature, env, keys)
     owner = owners.get(verified.keyid)
-    who = f" ({owner['principal']}{', key revoked since' if owner['revoked_at'] else ''})"
-    click.echo(f"signature: valid, key {verified.keyid}{who if owner else ''}")
+    who = ""
+    if owner is not None:
+        revoked = ", revoked since" if owner["revoked_at"] else ""
+        who = f" of {owner['principal']}{revoked}"
+    click.echo(f"signature: valid, key {verified.keyid}{who}")
     result = _guard(offline.check_inclusion, obj.client, env, _vkey(obj, vkey))
     click.echo(
         f"log: included as entry {result.index} of {result.checkpoint.size} "
