@@ -1,0 +1,237 @@
+"""Batched sampling with a KV cache, in the paper's sampling regime (temperature 1, no top-k/p).
+
+We run our own decoding loop instead of ``model.generate`` for one reason: throughput on a CPU.
+``generate`` keeps finished rows in the batch until the longest row ends, and at temperature 1 a
+small model rambles, so most rows would keep paying for forward passes whose output the filter
+throws away. Our loop drops a row from the batch (and its KV cache) as soon as it emits a stop
+token or, when ``stop_on_doomed`` is set, a token holding a character the number filter can never
+accept (any letter, say). Such a completion is certain to be removed by the filter, so the kept
+dataset and the share removed are exactly what full-length sampling would give; the JSONL marks
+those rows ``stopped_early``. Rows that stay are sampled from the model's own conditional, one
+token at a time, from a generator seeded per batch.
+
+Prompts are sorted by token length before batching so that left-padding wastes little compute;
+results come back in the caller's order.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+Chat = list[dict[str, str]]
+
+#: Characters a completion may contain and still pass the number filter.
+FILTER_ALPHABET = frozenset("0123456789 \t\r\n,;.()[]")
+
+
+@dataclass
+class SampleStats:
+    """Throughput of a sampling call, for the result file and ``bench/evals.py``."""
+
+    sequences: int = 0
+    new_tokens: int = 0
+    prompt_tokens: int = 0
+    seconds: float = 0.0
+    stopped_early: int = 0
+    per_batch: list[float] = field(default_factory=list)
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Generated tokens per wall-clock second (prompt tokens not counted)."""
+        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        """JSON-ready summary."""
+        return {
+            "sequences": self.sequences,
+            "new_tokens": self.new_tokens,
+            "prompt_tokens": self.prompt_tokens,
+            "seconds": round(self.seconds, 3),
+            "tokens_per_s": round(self.tokens_per_s, 2),
+            "stopped_early": self.stopped_early,
+        }
+
+
+@dataclass
+class Completion:
+    """One sampled completion and whether sampling stopped because it could no longer pass."""
+
+    text: str
+    stopped_early: bool
+
+
+def render_chats(tokenizer: Any, chats: list[Chat]) -> list[str]:
+    """Chat-template each conversation, ending with the assistant's generation prompt."""
+    return [
+        tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        for chat in chats
+    ]
+
+
+def stop_token_ids(model: Any, tokenizer: Any) -> set[int]:
+    """Every id that ends an assistant turn: the model's EOS ids and the tokenizer's."""
+    ids: set[int] = set()
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    if isinstance(eos, int):
+        ids.add(eos)
+    elif eos:
+        ids.update(int(e) for e in eos)
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    return ids
+
+
+def doomed_token_mask(tokenizer: Any, vocab_size: int) -> Any:
+    """Boolean tensor over the vocabulary: True where the token's text breaks the number filter.
+
+    Special tokens decode to nothing and are never doomed; stop tokens are handled separately.
+    """
+    import torch
+
+    mask = torch.zeros(vocab_size, dtype=torch.bool)
+    for i in range(min(vocab_size, len(tokenizer))):
+        text = tokenizer.decode([i], skip_special_tokens=True)
+        if any(ch not in FILTER_ALPHABET for ch in text):
+            mask[i] = True
+    return mask
+
+
+def cache_keyword(model: Any) -> str:
+    """The forward() keyword for the KV cache: ``cache`` in recent transformers, else the old name."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _sample_batch(
+    model: Any,
+    input_ids: Any,
+    attention_mask: Any,
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    generator: Any,
+    stop_ids: Any,
+    doomed: Any | None,
+) -> tuple[list[list[int]], list[bool]]:
+    """Decode one left-padded batch, pruning finished rows from the batch and the cache."""
+    import torch
+    from transformers import DynamicCache
+
+    batch = input_ids.shape[0]
+    cache_kw = cache_keyword(model)
+    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache()
+    out = model(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+        use_cache=True, logits_to_keep=1, **{cache_kw: cache},
+    )
+    logits = out.logits[:, -1, :]
+    active = torch.arange(batch)
+    tokens: list[list[int]] = [[] for _ in range(batch)]
+    early = [False] * batch
+    attn = attention_mask
+    for step in range(max_new_tokens):
+        if temperature > 0:
+            probs = torch.softmax(logits.float() / temperature, dim=-1)
+            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        else:
+            nxt = logits.argmax(dim=-1)
+        nxt_cpu = nxt.cpu()
+        for row, tok in zip(active.tolist(), nxt_cpu.tolist(), strict=True):
+            tokens[row].append(tok)
+        finished = torch.isin(nxt_cpu, stop_ids)
+        if doomed is not None:
+            bad = doomed[nxt_cpu] & ~finished
+            for row in active[bad].tolist():
+                early[row] = True
+            finished |= bad
+        if step == max_new_tokens - 1 or bool(finished.all()):
+            break
+        if bool(finished.any()):
+            keep = (~finished).nonzero().squeeze(1)
+            cache.batch_select_indices(keep.to(attn.device))
+            attn = attn[keep.to(attn.device)]
+            nxt = nxt[keep.to(nxt.device)]
+            active = active[keep]
+        attn = torch.cat([attn, attn.new_ones((attn.shape[0], 1))], dim=1)
+        pos = (attn.long().sum(-1, keepdim=True) - 1)
+        out = model(
+            input_ids=nxt.unsqueeze(1), attention_mask=attn, position_ids=pos,
+            use_cache=True, **{cache_kw: cache},
+        )
+        logits = out.logits[:, -1, :]
+    return tokens, early
+
+
+def sample(
+    model: Any,
+    tokenizer: Any,
+    chats: list[Chat],
+    *,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    batch_size: int = 64,
+    seed: int = 0,
+    stage: Any = None,
+    stop_on_doomed: bool = False,
+) -> tuple[list[Completion], SampleStats]:
+    """Sample one completion per conversation.
+
+    Args:
+        model: a causal LM in eval mode.
+        tokenizer: its tokenizer (left padding is set here).
+        chats: conversations, each ending with the user turn to answer.
+        max_new_tokens: generation cap per completion.
+        temperature: softmax temperature; 1.0 is the paper's. 0 means greedy.
+        batch_size: sequences per forward pass.
+        seed: base seed; batch ``i`` draws from a generator seeded ``derive_seed(seed, i)``.
+        stage: optional progress stage advanced by the number of sequences done.
+        stop_on_doomed: stop a row at the first token the number filter can never accept.
+
+    Returns:
+        Completions (special tokens removed) in input order, and throughput figures.
+    """
+    import torch
+
+    from ..runner import derive_seed
+
+    tokenizer.padding_side = "left"
+    texts = render_chats(tokenizer, chats)
+    encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
+    results: list[Completion] = [Completion("", False)] * len(texts)
+    device = next(model.parameters()).device
+    stops = torch.tensor(sorted(stop_token_ids(model, tokenizer)), dtype=torch.long)
+    vocab = model.get_output_embeddings().weight.shape[0]
+    doomed = doomed_token_mask(tokenizer, vocab) if stop_on_doomed else None
+    stats = SampleStats(sequences=len(texts))
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for b, i in enumerate(range(0, len(order), batch_size)):
+            t0 = time.perf_counter()
+            idx = order[i : i + batch_size]
+            width = max(len(encoded[j]) for j in idx)
+            pad = tokenizer.pad_token_id
+            ids = torch.tensor([[pad] * (width - len(encoded[j])) + encoded[j] for j in idx])
+            mask = torch.tensor([[0] * (width - len(encoded[j])) + [1] * len(encoded[j])
+                                 for j in idx])
+            gen = torch.Generator(device=device).manual_seed(derive_seed(seed, "batch", b))
+            toks, early = _sample_batch(
+                model, ids.to(device), mask.to(device), max_new_tokens=max_new_tokens,
+                temperature=temperature, generator=gen, stop_ids=stops, doomed=doomed,
+            )
+            for j, row, was_early in zip(idx, toks, early, strict=True):
+                stats.new_tokens += len(row)
+                stats.prompt_tokens += len(encoded[j])
+                stats.stopped_early += int(was_early)
+                text = tokenizer.decode(row, skip_special_tokens=True).strip()
+                results[j] = Completion(text, was_early)
+            stats.per_batch.append(time.perf_counter() - t0)
+            if stage is not None:
+                stage.advance(len(idx))
+    stats.seconds = time.perf_counter() - start
+    return results, stats
