@@ -27,8 +27,8 @@ from .deps import provide_db_session
 from .errors import exception_handler
 from .keys.controllers import KeyController
 from .log.service import install as install_log
-from .risk import install as install_risk
 from .principals.controllers import PrincipalController, whoami
+from .risk import install as install_risk
 from .settings import Settings, get_settings
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
@@ -227,8 +226,8 @@ def test_amending_lineage_after_a_flag_updates_marks(
 def test_opaque_teacher_shares_a_base_only_through_declared_relations(
     client: Client, registrar: Actor, reviewer: Actor
 ) -> None:
-    from tests.support import registration_envelope
     from lineage.digests import opaque_digest
+    from tests.support import registration_envelope
 
     def opaque(label: str, parents: list[tuple[str, str]] = []) -> str:  # noqa: B006
         env = registration_envelope(
