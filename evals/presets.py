@@ -141,13 +141,13 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "eval_samples": 3, "eval_max_new_tokens": 3, "eval_batch_size": 12, "threads": 1,
         },
         "default": {
-            "generations": 600, "train_size": 300, "epochs": 3, "batch_size": 8, "grad_accum": 1,
-            "eval_questions": 50, "eval_samples": 5, "eval_batch_size": 50,
+            "generations": 200, "train_size": 200, "epochs": 3, "batch_size": 8, "grad_accum": 1,
+            "eval_questions": 50, "eval_samples": 2, "eval_batch_size": 100,
         },
         "cpu": {
-            "generations": 1800, "train_size": 1000, "epochs": 3, "batch_size": 8,
-            "grad_accum": 2, "lr": 2e-4, "eval_questions": 50, "eval_samples": 10,
-            "eval_batch_size": 100,
+            "generations": 700, "train_size": 1000, "epochs": 3, "batch_size": 8,
+            "grad_accum": 1, "lr": 2e-4, "eval_questions": 50, "eval_samples": 5,
+            "eval_batch_size": 125,
         },
         "paper": {
             "generations": 30_000, "train_size": 10_000, "epochs": 3, "batch_size": 22,
