@@ -116,7 +116,7 @@ class ToyLMConfig:
     student_batch: int = 32
     soft_labels: bool = True
     eval_samples: int = 20
-    threads: int = 2
+    threads: int = 1
 
 
 CONFIGS: dict[str, type] = {
