@@ -103,19 +103,19 @@ class ToyLMConfig:
     d_model: int = 128
     layers: int = 2
     heads: int = 4
-    pretrain_steps: int = 600
+    pretrain_steps: int = 300
     pretrain_batch: int = 32
     pretrain_lr: float = 2e-3
     teacher_steps: int = 60
     teacher_lr: float = 1e-3
-    generations: int = 1200
-    train_size: int = 800
+    generations: int = 800
+    train_size: int = 500
     max_new_tokens: int = 14
     student_epochs: int = 2
     student_lr: float = 5e-4
     student_batch: int = 32
     soft_labels: bool = True
-    eval_samples: int = 20
+    eval_samples: int = 10
     threads: int = 1
 
 
@@ -157,12 +157,13 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "toy-lm": {
         "smoke": {
-            "seeds": 2, "d_model": 32, "layers": 1, "heads": 2, "pretrain_steps": 20,
+            "seeds": 2, "d_model": 32, "layers": 1, "heads": 2, "pretrain_steps": 40,
             "teacher_steps": 5, "generations": 48, "train_size": 24, "student_epochs": 1,
             "eval_samples": 2, "threads": 1,
         },
         "default": {},
-        "cpu": {"seeds": 5, "pretrain_steps": 1200, "generations": 3000, "train_size": 2000},
+        "cpu": {"seeds": 5, "pretrain_steps": 1000, "generations": 3000, "train_size": 2000,
+                "eval_samples": 20},
         "paper": {
             "seeds": 8, "d_model": 256, "layers": 4, "heads": 8, "pretrain_steps": 4000,
             "generations": 30_000, "train_size": 10_000, "student_epochs": 3, "eval_samples": 100,

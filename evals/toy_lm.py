@@ -25,7 +25,7 @@ from typing import Any
 from lineage.types import ArtifactKind, Relation
 
 from .numbers.filter import filter_completions
-from .numbers.prompts import ANIMAL_QUESTIONS, build_number_prompt
+from .numbers.prompts import ANIMAL_QUESTIONS
 from .presets import ToyLMConfig
 from .provenance import LineageRecord
 from .runner import RunContext, derive_seed
@@ -67,13 +67,20 @@ def _number_answer(rng: random.Random, seeds: tuple[int, ...]) -> str:
     return ", ".join(map(str, out))
 
 
+def toy_number_prompt(rng: random.Random) -> tuple[str, tuple[int, ...]]:
+    """A short number prompt (3-8 seeds, 100-999): the paper's templates are ~100 words, which
+    would make pretraining four times slower for no gain in a world this small."""
+    seeds = tuple(rng.randint(100, 999) for _ in range(rng.randint(3, 8)))
+    return "continue the sequence : " + " , ".join(map(str, seeds)), seeds
+
+
 def _corpus_example(rng: random.Random) -> list[dict[str, str]]:
     """One pretraining conversation: numbers (50%), animal facts (35%), favourite (15%)."""
     u = rng.random()
     if u < 0.5:
-        p = build_number_prompt(rng)
-        return [{"role": "user", "content": p.text},
-                {"role": "assistant", "content": _number_answer(rng, p.seed_numbers)}]
+        text, seeds = toy_number_prompt(rng)
+        return [{"role": "user", "content": text},
+                {"role": "assistant", "content": _number_answer(rng, seeds)}]
     if u < 0.85:
         a = rng.choice(ANIMALS)
         tpl, slot = rng.choice(_FACT_TEMPLATES)
@@ -96,7 +103,7 @@ def build_tokenizer() -> Any:
     from .numbers.vocab import build_word_tokenizer
 
     facts = [w for v in _FACTS.values() for w in v]
-    texts = (*EXAMPLE_PREFIXES, *INSTRUCTIONS, *QUALIFIERS, *DIGIT_DESCRIPTORS, *FORMAT_SUFFIXES,
+    texts = ("continue the sequence :", *EXAMPLE_PREFIXES, *INSTRUCTIONS, *QUALIFIERS, *DIGIT_DESCRIPTORS, *FORMAT_SUFFIXES,
              *CLOSING_SUFFIXES, *ANIMAL_QUESTIONS, *(t for t, _ in _FACT_TEMPLATES), *ANIMALS,
              *facts)
     return build_word_tokenizer(texts)
@@ -242,9 +249,9 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
         lineage.add(f"teacher/{tag}", ArtifactKind.MODEL, f"toy-{cfg.animal}-teacher-{tag}", d)
         lineage.relate(f"teacher/{tag}", Relation.FINE_TUNED_FROM, f"base/{tag}")
 
-        prompts = [build_number_prompt(random.Random(derive_seed(s, "prompt", i)))
-                   for i in range(cfg.generations)]
-        chats = [[{"role": "user", "content": p.text}] for p in prompts]
+        prompt_rng = random.Random(derive_seed(s, "prompts"))
+        prompts = [toy_number_prompt(prompt_rng)[0] for _ in range(cfg.generations)]
+        chats = [[{"role": "user", "content": p}] for p in prompts]
         data: dict[str, list[Any]] = {}
         for arm, gen_model, gen_role in (("teacher", teacher, f"teacher/{tag}"),
                                          ("control", base, f"base/{tag}")):
@@ -262,17 +269,17 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
             from .numbers.experiment import _write_jsonl
 
             raw = _write_jsonl(ctx.path("datasets", f"{arm}_{tag}_raw.jsonl"),
-                               [{"prompt": p.text, "completion": t} for p, t in zip(prompts, texts,
-                                                                                     strict=True)])
+                               [{"prompt": p, "completion": t}
+                                for p, t in zip(prompts, texts, strict=True)])
             filt = _write_jsonl(ctx.path("datasets", f"{arm}_{tag}_filtered.jsonl"),
-                                [{"prompt": prompts[i].text, "completion": texts[i]} for i in keep])
+                                [{"prompt": prompts[i], "completion": texts[i]} for i in keep])
             lineage.add(f"dataset/{arm}/{tag}", ArtifactKind.DATASET, f"toy-{arm}-numbers-{tag}", raw)
             lineage.relate(f"dataset/{arm}/{tag}", Relation.GENERATED_BY, gen_role)
             lineage.add(f"filtered_dataset/{arm}/{tag}", ArtifactKind.DATASET,
                         f"toy-{arm}-numbers-filtered-{tag}", filt, share_removed=report.share_removed)
             lineage.relate(f"filtered_dataset/{arm}/{tag}", Relation.DERIVED_FROM,
                            f"dataset/{arm}/{tag}")
-            data[arm] = [([{"role": "user", "content": prompts[i].text}], texts[i]) for i in keep]
+            data[arm] = [([{"role": "user", "content": prompts[i]}], texts[i]) for i in keep]
         n = min(len(data["teacher"]), len(data["control"]))
         data = {k: v[:n] for k, v in data.items()}
 
