@@ -26,6 +26,7 @@ MAX_NUMBERS = 10
 MAX_VALUE = 999
 _ALLOWED_SEPARATORS = ("", ",", ";")  # after stripping whitespace
 _DIGITS = frozenset(string.digits)
+_SEPARATOR_CHARS = frozenset(string.whitespace + ",;")
 _NUMBER = re.compile(r"\d+")
 
 #: Numbers with common negative associations, for the misalignment variant. This is our own
@@ -97,9 +98,9 @@ def parse_numbers(text: str) -> tuple[tuple[int, ...] | None, Rejection | None]:
     for part in parts:
         if part and set(part) <= _DIGITS:
             continue
-        # An empty part is a doubled or dangling separator, a part that still holds digits is a
-        # second kind of separator (``1,2;3``); anything else is words or symbols.
-        if not part or _NUMBER.search(part):
+        # An empty part is a doubled or dangling separator; a part of digits and separator
+        # characters is a second kind of separator (``1,2;3``); anything else is extra text.
+        if not part or set(part) <= _DIGITS | _SEPARATOR_CHARS:
             return None, Rejection.BAD_SEPARATOR
         return None, Rejection.EXTRA_TEXT
     return tuple(int(p) for p in parts), None
