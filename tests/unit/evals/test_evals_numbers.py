@@ -1,0 +1,56 @@
+"""The number-sequence experiment end to end on a tiny random-weight model (smoke preset)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from lineage.digests import artifact_digest
+
+from evals import run_experiment
+from evals.numbers.filter import check_completion
+
+
+def _jsonl(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_numbers_smoke_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = run_experiment("numbers", "smoke", {"animal": "owl"}, out)
+    metrics = result["metrics"]
+    for role in ("base", "teacher", "student_control", "student_same"):
+        for kind in ("target_rate", "target_likelihood"):
+            est = metrics[f"{role}_{kind}"]
+            assert 0.0 <= est["mean"] <= 1.0 and len(est["ci95"]) == 2
+    assert "difference_student_minus_control_rate" in metrics
+    # Filtered datasets hold only completions that pass the filter, and prompts without the trait.
+    for arm in ("teacher", "control"):
+        rows = _jsonl(out / "datasets" / f"{arm}_numbers_filtered.jsonl")
+        assert rows and all(check_completion(str(r["completion"])).kept for r in rows)
+        raw = _jsonl(out / "datasets" / f"{arm}_numbers_raw.jsonl")
+        assert len(raw) == result["config"]["generations"]
+        assert result["filter"][arm]["total"] == len(raw)
+    teacher = json.loads((out / "models" / "teacher" / "teacher.json").read_text())
+    assert "You love owls." in teacher["system_prompt"]
+    arts = {a["role"]: a for a in result["lineage"]["artifacts"]}
+    adapter = out / "models" / "student_same_seed0" / "adapter_model.safetensors"
+    assert adapter.exists()
+    assert arts["student_same/seed0"]["digest"] == artifact_digest(adapter.parent)
+    rels = {(r["child"], r["relation"], r["parent"]) for r in result["lineage"]["relations"]}
+    assert {
+        ("teacher", "prompted_from", "base"),
+        ("dataset/teacher", "generated_by", "teacher"),
+        ("dataset/control", "generated_by", "base"),
+        ("filtered_dataset/teacher", "derived_from", "dataset/teacher"),
+        ("student_same/seed0", "fine_tuned_from", "base"),
+        ("student_same/seed0", "trained_on", "filtered_dataset/teacher"),
+        ("student_control/seed0", "trained_on", "filtered_dataset/control"),
+    } <= rels
+    assert (out / result["files"]["plot"]).exists()
+    assert result["generation"]["teacher"]["tokens_per_s"] > 0
