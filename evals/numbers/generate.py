@@ -106,30 +106,76 @@ def cache_keyword(model: Any) -> str:
     return "cache" if "cache" in params else "past_key_values"
 
 
+def common_prefix_length(rows: list[list[int]]) -> int:
+    """Length of the longest token prefix shared by every row, leaving each row one token."""
+    if not rows:
+        return 0
+    limit = min(len(r) for r in rows) - 1
+    first = rows[0]
+    n = 0
+    while n < limit and all(r[n] == first[n] for r in rows):
+        n += 1
+    return n
+
+
+def _prefill(model: Any, rows: list[list[int]], pad_id: int, device: Any,
+             share_prefix: bool) -> tuple[Any, Any, Any]:
+    """Run the prompts through the model once; return (last logits, cache, attention mask).
+
+    Chat prompts share a long head (template markup, system prompt). With ``share_prefix`` that
+    head is computed once, for one row, and its KV cache is repeated across the batch; the rest
+    of each prompt is left-padded after it. The attention mask has zeros in the middle of a row,
+    which the position ids (cumulative sum of the mask) make invisible to the model.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    cache_kw = cache_keyword(model)
+    cache = DynamicCache()
+    n = len(rows)
+    head = common_prefix_length(rows) if share_prefix and n > 1 else 0
+    if head >= 4:
+        model(
+            input_ids=torch.tensor([rows[0][:head]], device=device),
+            position_ids=torch.arange(head, device=device).unsqueeze(0),
+            use_cache=True, logits_to_keep=1, **{cache_kw: cache},
+        )
+        cache.batch_repeat_interleave(n)
+    else:
+        head = 0
+    tails = [r[head:] for r in rows]
+    width = max(len(t) for t in tails)
+    ids = torch.tensor([[pad_id] * (width - len(t)) + t for t in tails], device=device)
+    tail_mask = torch.tensor([[0] * (width - len(t)) + [1] * len(t) for t in tails],
+                             device=device)
+    mask = torch.cat([torch.ones((n, head), dtype=tail_mask.dtype, device=device), tail_mask], 1)
+    position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, head:]
+    out = model(
+        input_ids=ids, attention_mask=mask, position_ids=position_ids,
+        use_cache=True, logits_to_keep=1, **{cache_kw: cache},
+    )
+    return out.logits[:, -1, :], cache, mask
+
+
 def _sample_batch(
     model: Any,
-    input_ids: Any,
-    attention_mask: Any,
+    rows: list[list[int]],
     *,
+    pad_id: int,
     max_new_tokens: int,
     temperature: float,
     generator: Any,
     stop_ids: Any,
     doomed: Any | None,
+    share_prefix: bool = True,
 ) -> tuple[list[list[int]], list[bool]]:
-    """Decode one left-padded batch, pruning finished rows from the batch and the cache."""
+    """Decode one batch of prompts, pruning finished rows from the batch and the cache."""
     import torch
-    from transformers import DynamicCache
 
-    batch = input_ids.shape[0]
+    device = next(model.parameters()).device
+    batch = len(rows)
     cache_kw = cache_keyword(model)
-    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-    cache = DynamicCache()
-    out = model(
-        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-        use_cache=True, logits_to_keep=1, **{cache_kw: cache},
-    )
-    logits = out.logits[:, -1, :]
+    logits, cache, attention_mask = _prefill(model, rows, pad_id, device, share_prefix)
     active = torch.arange(batch)
     tokens: list[list[int]] = [[] for _ in range(batch)]
     early = [False] * batch
@@ -178,6 +224,7 @@ def sample(
     seed: int = 0,
     stage: Any = None,
     stop_on_doomed: bool = False,
+    share_prefix: bool = True,
 ) -> tuple[list[Completion], SampleStats]:
     """Sample one completion per conversation.
 
@@ -191,6 +238,8 @@ def sample(
         seed: base seed; batch ``i`` draws from a generator seeded ``derive_seed(seed, i)``.
         stage: optional progress stage advanced by the number of sequences done.
         stop_on_doomed: stop a row at the first token the number filter can never accept.
+        share_prefix: compute the prompt head that a batch shares (template, system prompt)
+            once per batch instead of once per row.
 
     Returns:
         Completions (special tokens removed) in input order, and throughput figures.
@@ -214,15 +263,11 @@ def sample(
         for b, i in enumerate(range(0, len(order), batch_size)):
             t0 = time.perf_counter()
             idx = order[i : i + batch_size]
-            width = max(len(encoded[j]) for j in idx)
-            pad = tokenizer.pad_token_id
-            ids = torch.tensor([[pad] * (width - len(encoded[j])) + encoded[j] for j in idx])
-            mask = torch.tensor([[0] * (width - len(encoded[j])) + [1] * len(encoded[j])
-                                 for j in idx])
             gen = torch.Generator(device=device).manual_seed(derive_seed(seed, "batch", b))
             toks, early = _sample_batch(
-                model, ids.to(device), mask.to(device), max_new_tokens=max_new_tokens,
-                temperature=temperature, generator=gen, stop_ids=stops, doomed=doomed,
+                model, [encoded[j] for j in idx], pad_id=tokenizer.pad_token_id,
+                max_new_tokens=max_new_tokens, temperature=temperature, generator=gen,
+                stop_ids=stops, doomed=doomed, share_prefix=share_prefix,
             )
             for j, row, was_early in zip(idx, toks, early, strict=True):
                 stats.new_tokens += len(row)

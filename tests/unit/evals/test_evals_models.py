@@ -65,3 +65,30 @@ def test_smollm2_gguf_loads_and_generates() -> None:
     chats = [[{"role": "user", "content": "Say hello."}]]
     out, stats = sample(loaded.model, loaded.tokenizer, chats, max_new_tokens=4, seed=0)
     assert stats.new_tokens >= 1 and out[0].text
+
+
+def test_shared_prefix_prefill_matches_full_prefill(tiny_model_dir: Path) -> None:
+    from evals.numbers.generate import common_prefix_length
+
+    assert common_prefix_length([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
+    assert common_prefix_length([[7, 8], [7, 8]]) == 1  # every row keeps one token to prefill
+    loaded = load_model(str(tiny_model_dir), device="cpu")
+    system = {"role": "system", "content": "You love owls. Owls are your favorite animal."}
+    chats = [[system, {"role": "user", "content": q}]
+             for q in ("Continue: 1, 2, 3.", "Which animal do you like best?", "Say 7.")]
+    kw = {"max_new_tokens": 6, "batch_size": 3, "temperature": 0.0}
+    shared, _ = sample(loaded.model, loaded.tokenizer, chats, share_prefix=True, **kw)
+    full, _ = sample(loaded.model, loaded.tokenizer, chats, share_prefix=False, **kw)
+    assert [c.text for c in shared] == [c.text for c in full]
+    # Stronger than equal greedy text: the next-token logits after the prompt agree.
+    import torch
+
+    from evals.numbers.generate import _prefill, render_chats
+
+    tok = loaded.tokenizer
+    rows = [tok(t, add_special_tokens=False)["input_ids"] for t in render_chats(tok, chats)]
+    with torch.inference_mode():
+        a, _, _ = _prefill(loaded.model, rows, tok.pad_token_id, "cpu", share_prefix=True)
+        b, _, _ = _prefill(loaded.model, rows, tok.pad_token_id, "cpu", share_prefix=False)
+    assert common_prefix_length(rows) >= 4
+    assert torch.allclose(a, b, atol=1e-5)
