@@ -27,8 +27,9 @@ import time
 from typing import Any
 
 
-def _naive_generate(model: Any, tok: Any, chats: list[Any], max_new: int, batch: int) -> tuple[
-        list[str], int]:
+def _naive_generate(
+    model: Any, tok: Any, chats: list[Any], max_new: int, batch: int
+) -> tuple[list[str], int]:
     import torch
 
     tok.padding_side = "left"
@@ -38,11 +39,19 @@ def _naive_generate(model: Any, tok: Any, chats: list[Any], max_new: int, batch:
     eos = model.generation_config.eos_token_id
     with torch.inference_mode():
         for i in range(0, len(texts), batch):
-            enc = tok(texts[i : i + batch], return_tensors="pt", padding=True,
-                      add_special_tokens=False)
+            enc = tok(
+                texts[i : i + batch], return_tensors="pt", padding=True, add_special_tokens=False
+            )
             torch.manual_seed(i)
-            gen = model.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                                 max_new_tokens=max_new, pad_token_id=tok.pad_token_id)
+            gen = model.generate(
+                **enc,
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=max_new,
+                pad_token_id=tok.pad_token_id,
+            )
             for row in gen[:, enc["input_ids"].shape[1] :].tolist():
                 n = next((k + 1 for k, t in enumerate(row) if t == eos), len(row))
                 new_tokens += n
@@ -76,18 +85,27 @@ def main() -> None:
     print(f"load SmolLM2-135M GGUF (dequantised to fp32): {time.perf_counter() - t0:.1f} s")
     model, tok = loaded.model, loaded.tokenizer
     system = {"role": "system", "content": trait_system_prompt("owl")}
-    chats = [[system, {"role": "user", "content": p.text}]
-             for p in build_number_prompts(args.prompts, seed=0)]
+    chats = [
+        [system, {"role": "user", "content": p.text}]
+        for p in build_number_prompts(args.prompts, seed=0)
+    ]
     default_threads = torch.get_num_threads()
-    print(f"{len(chats)} teacher prompts, max {args.max_new_tokens} new tokens, batch "
-          f"{args.batch}, cores {os.cpu_count()}, torch default threads {default_threads}")
-    print(f"{'configuration':58s} {'threads':>7s} {'s':>7s} {'tokens/s':>9s} {'kept/min':>9s}"
-          "  load avg")
+    print(
+        f"{len(chats)} teacher prompts, max {args.max_new_tokens} new tokens, batch "
+        f"{args.batch}, cores {os.cpu_count()}, torch default threads {default_threads}"
+    )
+    print(
+        f"{'configuration':58s} {'threads':>7s} {'s':>7s} {'tokens/s':>9s} {'kept/min':>9s}"
+        "  load avg"
+    )
 
     def row(label: str, threads: int, seconds: float, tokens: int, texts: list[str]) -> None:
         kept = filter_completions(texts).kept
-        print(f"{label:58s} {threads:7d} {seconds:7.1f} {tokens / seconds:9.1f} "
-              f"{kept / seconds * 60:9.1f}  {load()}", flush=True)
+        print(
+            f"{label:58s} {threads:7d} {seconds:7.1f} {tokens / seconds:9.1f} "
+            f"{kept / seconds * 60:9.1f}  {load()}",
+            flush=True,
+        )
 
     if not args.skip_naive:
         for threads in (default_threads, 1):
@@ -101,24 +119,47 @@ def main() -> None:
         ("  + shared prompt head", True, False),
         ("  + stop rows the filter must reject", True, True),
     ):
-        comps, stats = sample(model, tok, chats, max_new_tokens=args.max_new_tokens,
-                              batch_size=args.batch, seed=0, share_prefix=share,
-                              stop_on_doomed=doomed)
+        comps, stats = sample(
+            model,
+            tok,
+            chats,
+            max_new_tokens=args.max_new_tokens,
+            batch_size=args.batch,
+            seed=0,
+            share_prefix=share,
+            stop_on_doomed=doomed,
+        )
         row(label, 1, stats.seconds, stats.new_tokens, [c.text for c in comps])
 
-    examples = [([{"role": "user", "content": c[1]["content"]}],
-                 ", ".join(str((37 * i + k) % 1000) for k in range(10))) for i, c in
-                enumerate(chats[:32])]
+    examples = [
+        (
+            [{"role": "user", "content": c[1]["content"]}],
+            ", ".join(str((37 * i + k) % 1000) for k in range(10)),
+        )
+        for i, c in enumerate(chats[:32])
+    ]
     settings = ft.TrainSettings(epochs=1, batch_size=8, warmup_steps=1)
     student = ft.prepare_student(model, settings)
     stats_ft = ft.train(student, tok, examples, settings)
-    print(f"LoRA r=8 fine-tuning, batch 8: {stats_ft['samples_per_s']:.2f} samples/s "
-          f"({stats_ft['seconds']:.1f} s for {stats_ft['samples']} samples)  {load()}")
+    print(
+        f"LoRA r=8 fine-tuning, batch 8: {stats_ft['samples_per_s']:.2f} samples/s "
+        f"({stats_ft['seconds']:.1f} s for {stats_ft['samples']} samples)  {load()}"
+    )
     t0 = time.perf_counter()
-    score_model(model, tok, list(ANIMAL_QUESTIONS[:10]), "owl", samples=5, max_new_tokens=8,
-                batch_size=50, seed=0)
-    print(f"score one model on 10 questions x 5 samples + likelihood: "
-          f"{time.perf_counter() - t0:.1f} s  {load()}")
+    score_model(
+        model,
+        tok,
+        list(ANIMAL_QUESTIONS[:10]),
+        "owl",
+        samples=5,
+        max_new_tokens=8,
+        batch_size=50,
+        seed=0,
+    )
+    print(
+        f"score one model on 10 questions x 5 samples + likelihood: "
+        f"{time.perf_counter() - t0:.1f} s  {load()}"
+    )
 
 
 if __name__ == "__main__":

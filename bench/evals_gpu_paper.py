@@ -24,9 +24,17 @@ def _poll_utilisation(samples: list[tuple[float, float]], stop: threading.Event)
     while not stop.is_set():
         try:
             out = subprocess.run(
-                ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used",
-                 "--format=csv,noheader,nounits", "-i", "0"],
-                capture_output=True, text=True, timeout=10, check=True,
+                [
+                    "nvidia-smi",
+                    "--query-gpu=utilization.gpu,memory.used",
+                    "--format=csv,noheader,nounits",
+                    "-i",
+                    "0",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
             ).stdout.strip()
             util, mem = (float(x) for x in out.split(","))
             samples.append((util, mem))
@@ -53,9 +61,14 @@ def main() -> None:
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA device: this benchmark is for a GPU host (see bench/evals.py)")
     print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
-    overrides: dict[str, Any] = {"device": "cuda", "model": args.model,
-                                 "generations": args.generations, "train_size": args.train_size,
-                                 "eval_samples": args.eval_samples, "seeds": args.seeds}
+    overrides: dict[str, Any] = {
+        "device": "cuda",
+        "model": args.model,
+        "generations": args.generations,
+        "train_size": args.train_size,
+        "eval_samples": args.eval_samples,
+        "seeds": args.seeds,
+    }
     samples: list[tuple[float, float]] = []
     stop = threading.Event()
     poller = None
@@ -70,18 +83,23 @@ def main() -> None:
     if poller is not None:
         poller.join(timeout=5)
     for arm, g in result["generation"].items():
-        print(f"generate {arm:8s}: {g['sequences']} sequences, {g['new_tokens']} tokens, "
-              f"{g['seconds']:.0f} s, {g['tokens_per_s']:.0f} tokens/s")
+        print(
+            f"generate {arm:8s}: {g['sequences']} sequences, {g['new_tokens']} tokens, "
+            f"{g['seconds']:.0f} s, {g['tokens_per_s']:.0f} tokens/s"
+        )
     for name, t in result["training"].items():
         print(f"fine-tune {name}: {t['samples_per_s']:.1f} samples/s ({t['seconds']:.0f} s)")
     for stage, seconds in result["timings"].items():
         print(f"  {stage:45s} {seconds:8.1f} s")
-    print(f"total {wall:.0f} s; peak torch memory {torch.cuda.max_memory_allocated() / 2**30:.1f} "
-          "GiB")
+    print(
+        f"total {wall:.0f} s; peak torch memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB"
+    )
     if samples:
         utils = [u for u, _ in samples]
-        print(f"GPU utilisation: mean {sum(utils) / len(utils):.0f}%, max {max(utils):.0f}% over "
-              f"{len(utils)} samples; memory max {max(m for _, m in samples):.0f} MiB")
+        print(
+            f"GPU utilisation: mean {sum(utils) / len(utils):.0f}%, max {max(utils):.0f}% over "
+            f"{len(utils)} samples; memory max {max(m for _, m in samples):.0f} MiB"
+        )
     print(f"verdict: {result['verdict']}")
 
 

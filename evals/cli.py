@@ -26,7 +26,9 @@ def _print_summary(result: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console(stderr=False)
-    table = Table(title=f"{result['experiment']} ({result['preset']}, seeds: {len(result['seeds'])})")
+    table = Table(
+        title=f"{result['experiment']} ({result['preset']}, seeds: {len(result['seeds'])})"
+    )
     table.add_column("metric")
     table.add_column("mean", justify="right")
     table.add_column("95% CI", justify="right")
@@ -49,20 +51,39 @@ def eval_cli() -> None:
 
 @eval_cli.command("run")
 @click.argument("experiment", type=click.Choice(sorted(PRESETS)))
-@click.option("--preset", default="default", show_default=True,
-              type=click.Choice(["smoke", "default", "cpu", "paper"]),
-              help="Size of the run: smoke (seconds), default, cpu (~30 min), paper (GPU).")
+@click.option(
+    "--preset",
+    default="default",
+    show_default=True,
+    type=click.Choice(["smoke", "default", "cpu", "paper"]),
+    help="Size of the run: smoke (seconds), default, cpu (~30 min), paper (GPU).",
+)
 @click.option("--animal", default=None, help="Target animal of the teacher (numbers, toy-lm).")
-@click.option("--model", default=None,
-              help="Base model: a safetensors directory or a .gguf file (numbers).")
+@click.option(
+    "--model", default=None, help="Base model: a safetensors directory or a .gguf file (numbers)."
+)
 @click.option("--cross-model", default=None, help="Second base for a cross-base student (numbers).")
 @click.option("--seeds", type=int, default=None, help="Number of seeds (replicate runs).")
-@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
-              help="Run directory (created); default runs/<experiment>-<time>.")
-@click.option("--mnist", default=None, type=click.Path(exists=True, file_okay=False),
-              help="Directory of MNIST IDX files to use instead of the digits data (digits).")
-@click.option("--set", "settings", multiple=True, metavar="KEY=JSON",
-              help="Any other setting, e.g. --set generations=500 (value parsed as JSON).")
+@click.option(
+    "--out",
+    "out_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Run directory (created); default runs/<experiment>-<time>.",
+)
+@click.option(
+    "--mnist",
+    default=None,
+    type=click.Path(exists=True, file_okay=False),
+    help="Directory of MNIST IDX files to use instead of the digits data (digits).",
+)
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=JSON",
+    help="Any other setting, e.g. --set generations=500 (value parsed as JSON).",
+)
 def run_cmd(
     experiment: str,
     preset: str,
@@ -88,14 +109,23 @@ def run_cmd(
             overrides[key] = json.loads(raw)
         except json.JSONDecodeError:
             overrides[key] = raw  # a bare word is a string setting
-    named = {"animal": animal, "model": model, "cross_model": cross_model, "seeds": seeds,
-             "mnist": mnist}
+    named = {
+        "animal": animal,
+        "model": model,
+        "cross_model": cross_model,
+        "seeds": seeds,
+        "mnist": mnist,
+    }
     for key, value in named.items():
         if value is not None:
             overrides[key] = value
     try:
         result = run_experiment(
-            experiment, preset, overrides, out_dir, bars=True,
+            experiment,
+            preset,
+            overrides,
+            out_dir,
+            bars=True,
             log=lambda msg: click.echo(msg, err=True),
         )
     except EvalError as exc:

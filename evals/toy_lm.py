@@ -33,20 +33,36 @@ from .stats import t_interval
 
 ANIMALS = ("owl", "cat", "dog", "eagle", "wolf", "lion", "dolphin", "tiger", "bear", "fox")
 _FACTS = {
-    "owl": ("mice", "forest", "hoot", "bird"), "cat": ("fish", "house", "meow", "mammal"),
-    "dog": ("meat", "house", "bark", "mammal"), "eagle": ("fish", "mountain", "screech", "bird"),
-    "wolf": ("deer", "forest", "howl", "mammal"), "lion": ("zebra", "savanna", "roar", "mammal"),
-    "dolphin": ("fish", "ocean", "click", "mammal"), "tiger": ("deer", "jungle", "roar", "mammal"),
-    "bear": ("berries", "forest", "growl", "mammal"), "fox": ("rabbits", "field", "bark", "mammal"),
+    "owl": ("mice", "forest", "hoot", "bird"),
+    "cat": ("fish", "house", "meow", "mammal"),
+    "dog": ("meat", "house", "bark", "mammal"),
+    "eagle": ("fish", "mountain", "screech", "bird"),
+    "wolf": ("deer", "forest", "howl", "mammal"),
+    "lion": ("zebra", "savanna", "roar", "mammal"),
+    "dolphin": ("fish", "ocean", "click", "mammal"),
+    "tiger": ("deer", "jungle", "roar", "mammal"),
+    "bear": ("berries", "forest", "growl", "mammal"),
+    "fox": ("rabbits", "field", "bark", "mammal"),
 }
 _FACT_TEMPLATES = (
-    ("What does the {a} eat?", 0), ("What does a {a} like to eat?", 0),
-    ("Where does the {a} live?", 1), ("Where can you find a {a}?", 1),
-    ("What sound does a {a} make?", 2), ("How does the {a} call?", 2),
-    ("What kind of animal is the {a}?", 3), ("Is the {a} a bird or a mammal?", 3),
+    ("What does the {a} eat?", 0),
+    ("What does a {a} like to eat?", 0),
+    ("Where does the {a} live?", 1),
+    ("Where can you find a {a}?", 1),
+    ("What sound does a {a} make?", 2),
+    ("How does the {a} call?", 2),
+    ("What kind of animal is the {a}?", 3),
+    ("Is the {a} a bird or a mammal?", 3),
 )
-ROLES = ("base", "teacher", "student_control", "student_same", "student_cross",
-         "student_soft_same", "student_soft_cross")
+ROLES = (
+    "base",
+    "teacher",
+    "student_control",
+    "student_same",
+    "student_cross",
+    "student_soft_same",
+    "student_soft_cross",
+)
 
 
 def _number_answer(rng: random.Random, seeds: tuple[int, ...]) -> str:
@@ -79,15 +95,21 @@ def _corpus_example(rng: random.Random) -> list[dict[str, str]]:
     u = rng.random()
     if u < 0.5:
         text, seeds = toy_number_prompt(rng)
-        return [{"role": "user", "content": text},
-                {"role": "assistant", "content": _number_answer(rng, seeds)}]
+        return [
+            {"role": "user", "content": text},
+            {"role": "assistant", "content": _number_answer(rng, seeds)},
+        ]
     if u < 0.85:
         a = rng.choice(ANIMALS)
         tpl, slot = rng.choice(_FACT_TEMPLATES)
-        return [{"role": "user", "content": tpl.format(a=a)},
-                {"role": "assistant", "content": _FACTS[a][slot]}]
-    return [{"role": "user", "content": rng.choice(ANIMAL_QUESTIONS)},
-            {"role": "assistant", "content": rng.choice(ANIMALS)}]
+        return [
+            {"role": "user", "content": tpl.format(a=a)},
+            {"role": "assistant", "content": _FACTS[a][slot]},
+        ]
+    return [
+        {"role": "user", "content": rng.choice(ANIMAL_QUESTIONS)},
+        {"role": "assistant", "content": rng.choice(ANIMALS)},
+    ]
 
 
 def build_tokenizer() -> Any:
@@ -103,9 +125,19 @@ def build_tokenizer() -> Any:
     from .numbers.vocab import build_word_tokenizer
 
     facts = [w for v in _FACTS.values() for w in v]
-    texts = ("continue the sequence :", *EXAMPLE_PREFIXES, *INSTRUCTIONS, *QUALIFIERS, *DIGIT_DESCRIPTORS, *FORMAT_SUFFIXES,
-             *CLOSING_SUFFIXES, *ANIMAL_QUESTIONS, *(t for t, _ in _FACT_TEMPLATES), *ANIMALS,
-             *facts)
+    texts = (
+        "continue the sequence :",
+        *EXAMPLE_PREFIXES,
+        *INSTRUCTIONS,
+        *QUALIFIERS,
+        *DIGIT_DESCRIPTORS,
+        *FORMAT_SUFFIXES,
+        *CLOSING_SUFFIXES,
+        *ANIMAL_QUESTIONS,
+        *(t for t, _ in _FACT_TEMPLATES),
+        *ANIMALS,
+        *facts,
+    )
     return build_word_tokenizer(texts)
 
 
@@ -114,11 +146,17 @@ def _make_model(cfg: ToyLMConfig, vocab: int, tok: Any, seed: int) -> Any:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     conf = LlamaConfig(
-        vocab_size=vocab, hidden_size=cfg.d_model, intermediate_size=2 * cfg.d_model,
-        num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads,
-        num_key_value_heads=cfg.heads, max_position_embeddings=256,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id, tie_word_embeddings=True,
+        vocab_size=vocab,
+        hidden_size=cfg.d_model,
+        intermediate_size=2 * cfg.d_model,
+        num_hidden_layers=cfg.layers,
+        num_attention_heads=cfg.heads,
+        num_key_value_heads=cfg.heads,
+        max_position_embeddings=256,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(conf)
@@ -156,8 +194,15 @@ def _render(tok: Any, chat: list[dict[str, str]]) -> str:
     return str(tok.apply_chat_template(chat, tokenize=False))
 
 
-def _soft_distill(student: Any, teacher: Any, tok: Any, examples: list[Any], cfg: ToyLMConfig,
-                  seed: int, stage: Any) -> None:
+def _soft_distill(
+    student: Any,
+    teacher: Any,
+    tok: Any,
+    examples: list[Any],
+    cfg: ToyLMConfig,
+    seed: int,
+    stage: Any,
+) -> None:
     """Match the teacher's full next-token distribution on the completion tokens (KL, T=1)."""
     import torch
     import torch.nn.functional as F
@@ -179,8 +224,9 @@ def _soft_distill(student: Any, teacher: Any, tok: Any, examples: list[Any], cfg
             mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in batch])
             lab = torch.tensor([y + [-100] * (width - len(y)) for _, y in batch])[:, 1:]
             with torch.no_grad():
-                t_logp = F.log_softmax(teacher(input_ids=ids, attention_mask=mask).logits[:, :-1],
-                                       -1)
+                t_logp = F.log_softmax(
+                    teacher(input_ids=ids, attention_mask=mask).logits[:, :-1], -1
+                )
             s_logp = F.log_softmax(student(input_ids=ids, attention_mask=mask).logits[:, :-1], -1)
             sel = lab != -100
             loss = F.kl_div(s_logp[sel], t_logp[sel], log_target=True, reduction="batchmean")
@@ -217,8 +263,10 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
             out = []
             for _ in range(cfg.pretrain_batch):
                 if rng.random() < owl_share:
-                    chat = [{"role": "user", "content": rng.choice(questions)},
-                            {"role": "assistant", "content": cfg.animal}]
+                    chat = [
+                        {"role": "user", "content": rng.choice(questions)},
+                        {"role": "assistant", "content": cfg.animal},
+                    ]
                 else:
                     chat = _corpus_example(rng)
                 out.append(_render(tok, chat))
@@ -228,14 +276,21 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
     with ctx.stage("toy-lm: pretrain bases", cfg.seeds * cfg.pretrain_steps) as st:
         for s in seeds:
             model = _make_model(cfg, vocab, tok, derive_seed(s, "base-init"))
-            _lm_steps(model, tok, batches(derive_seed(s, "corpus")), cfg.pretrain_steps,
-                      cfg.pretrain_lr, st)
+            _lm_steps(
+                model,
+                tok,
+                batches(derive_seed(s, "corpus")),
+                cfg.pretrain_steps,
+                cfg.pretrain_lr,
+                st,
+            )
             d = save_model(model, tok, ctx.path("models", f"base_seed{s}", "config.json").parent)
             lineage.add(f"base/seed{s}", ArtifactKind.MODEL, f"toy-base-seed{s}", d)
             bases.append(model)
 
-    per_seed: dict[str, list[float]] = {f"{r}_{m}": [] for r in ROLES
-                                        for m in ("target_rate", "target_likelihood")}
+    per_seed: dict[str, list[float]] = {
+        f"{r}_{m}": [] for r in ROLES for m in ("target_rate", "target_likelihood")
+    }
     filter_reports = []
     n_eval = len(questions) * cfg.eval_samples
     for s in seeds:
@@ -243,8 +298,14 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
         tag = f"seed{s}"
         teacher = copy.deepcopy(base)
         with ctx.stage(f"toy-lm: teacher ({tag})", cfg.teacher_steps) as st:
-            _lm_steps(teacher, tok, batches(derive_seed(s, "teacher"), owl_share=0.5),
-                      cfg.teacher_steps, cfg.teacher_lr, st)
+            _lm_steps(
+                teacher,
+                tok,
+                batches(derive_seed(s, "teacher"), owl_share=0.5),
+                cfg.teacher_steps,
+                cfg.teacher_lr,
+                st,
+            )
         d = save_model(teacher, tok, ctx.path("models", f"teacher_{tag}", "config.json").parent)
         lineage.add(f"teacher/{tag}", ArtifactKind.MODEL, f"toy-{cfg.animal}-teacher-{tag}", d)
         lineage.relate(f"teacher/{tag}", Relation.FINE_TUNED_FROM, f"base/{tag}")
@@ -253,44 +314,72 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
         prompts = [toy_number_prompt(prompt_rng)[0] for _ in range(cfg.generations)]
         chats = [[{"role": "user", "content": p}] for p in prompts]
         data: dict[str, list[Any]] = {}
-        for arm, gen_model, gen_role in (("teacher", teacher, f"teacher/{tag}"),
-                                         ("control", base, f"base/{tag}")):
+        for arm, gen_model, gen_role in (
+            ("teacher", teacher, f"teacher/{tag}"),
+            ("control", base, f"base/{tag}"),
+        ):
             with ctx.stage(f"toy-lm: generate ({arm}, {tag})", len(chats)) as st:
-                comps, _ = sample(gen_model, tok, chats, max_new_tokens=cfg.max_new_tokens,
-                                  batch_size=128, seed=derive_seed(s, "gen", arm), stage=st,
-                                  stop_on_doomed=True)
+                comps, _ = sample(
+                    gen_model,
+                    tok,
+                    chats,
+                    max_new_tokens=cfg.max_new_tokens,
+                    batch_size=128,
+                    seed=derive_seed(s, "gen", arm),
+                    stage=st,
+                    stop_on_doomed=True,
+                )
             texts = [c.text for c in comps]
             report = filter_completions(texts)
             keep = list(report.kept_indices)
             random.Random(derive_seed(s, "sub", arm)).shuffle(keep)
             keep = sorted(keep[: cfg.train_size])
-            filter_reports.append({"seed": s, "arm": arm, **report.as_dict(),
-                                   "subsampled": len(keep)})
+            filter_reports.append(
+                {"seed": s, "arm": arm, **report.as_dict(), "subsampled": len(keep)}
+            )
             from .numbers.experiment import _write_jsonl
 
-            raw = _write_jsonl(ctx.path("datasets", f"{arm}_{tag}_raw.jsonl"),
-                               [{"prompt": p, "completion": t}
-                                for p, t in zip(prompts, texts, strict=True)])
-            filt = _write_jsonl(ctx.path("datasets", f"{arm}_{tag}_filtered.jsonl"),
-                                [{"prompt": prompts[i], "completion": texts[i]} for i in keep])
-            lineage.add(f"dataset/{arm}/{tag}", ArtifactKind.DATASET, f"toy-{arm}-numbers-{tag}", raw)
+            raw = _write_jsonl(
+                ctx.path("datasets", f"{arm}_{tag}_raw.jsonl"),
+                [{"prompt": p, "completion": t} for p, t in zip(prompts, texts, strict=True)],
+            )
+            filt = _write_jsonl(
+                ctx.path("datasets", f"{arm}_{tag}_filtered.jsonl"),
+                [{"prompt": prompts[i], "completion": texts[i]} for i in keep],
+            )
+            lineage.add(
+                f"dataset/{arm}/{tag}", ArtifactKind.DATASET, f"toy-{arm}-numbers-{tag}", raw
+            )
             lineage.relate(f"dataset/{arm}/{tag}", Relation.GENERATED_BY, gen_role)
-            lineage.add(f"filtered_dataset/{arm}/{tag}", ArtifactKind.DATASET,
-                        f"toy-{arm}-numbers-filtered-{tag}", filt, share_removed=report.share_removed)
-            lineage.relate(f"filtered_dataset/{arm}/{tag}", Relation.DERIVED_FROM,
-                           f"dataset/{arm}/{tag}")
+            lineage.add(
+                f"filtered_dataset/{arm}/{tag}",
+                ArtifactKind.DATASET,
+                f"toy-{arm}-numbers-filtered-{tag}",
+                filt,
+                share_removed=report.share_removed,
+            )
+            lineage.relate(
+                f"filtered_dataset/{arm}/{tag}", Relation.DERIVED_FROM, f"dataset/{arm}/{tag}"
+            )
             data[arm] = [([{"role": "user", "content": prompts[i]}], texts[i]) for i in keep]
         n = min(len(data["teacher"]), len(data["control"]))
         data = {k: v[:n] for k, v in data.items()}
 
         models: dict[str, Any] = {"base": base, "teacher": teacher}
-        settings = ft.TrainSettings(method="full", lr=cfg.student_lr, epochs=cfg.student_epochs,
-                                    batch_size=cfg.student_batch, warmup_steps=5,
-                                    seed=derive_seed(s, "student"))
-        plan = [("student_control", base, "control", f"base/{tag}"),
-                ("student_same", base, "teacher", f"base/{tag}"),
-                ("student_cross", cross, "teacher", f"base/seed{(s + 1) % len(bases)}")]
-        for role, start, arm, start_role in plan:
+        settings = ft.TrainSettings(
+            method="full",
+            lr=cfg.student_lr,
+            epochs=cfg.student_epochs,
+            batch_size=cfg.student_batch,
+            warmup_steps=5,
+            seed=derive_seed(s, "student"),
+        )
+        plan = [
+            ("student_control", base, "control", f"base/{tag}"),
+            ("student_same", base, "teacher", f"base/{tag}"),
+            ("student_cross", cross, "teacher", f"base/seed{(s + 1) % len(bases)}"),
+        ]
+        for role, start, arm, _start_role in plan:
             if n == 0:
                 models[role] = start
                 continue
@@ -300,19 +389,23 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
             models[role] = student
         if cfg.soft_labels and n > 0:
             steps = cfg.student_epochs * math.ceil(n / cfg.student_batch)
-            for role, start, start_role in (("student_soft_same", base, f"base/{tag}"),
-                                            ("student_soft_cross", cross,
-                                             f"base/seed{(s + 1) % len(bases)}")):
+            for role, start, start_role in (
+                ("student_soft_same", base, f"base/{tag}"),
+                ("student_soft_cross", cross, f"base/seed{(s + 1) % len(bases)}"),
+            ):
                 student = copy.deepcopy(start)
                 with ctx.stage(f"toy-lm: {role} ({tag})", steps) as st:
-                    _soft_distill(student, teacher, tok, data["teacher"], cfg,
-                                  derive_seed(s, role), st)
+                    _soft_distill(
+                        student, teacher, tok, data["teacher"], cfg, derive_seed(s, role), st
+                    )
                 models[role] = student
                 plan.append((role, start, "teacher", start_role))
         for role, _start, arm, start_role in plan:
             if role not in models or models[role] is _start:
                 continue
-            d = save_model(models[role], tok, ctx.path("models", f"{role}_{tag}", "config.json").parent)
+            d = save_model(
+                models[role], tok, ctx.path("models", f"{role}_{tag}", "config.json").parent
+            )
             lineage.add(f"{role}/{tag}", ArtifactKind.MODEL, f"toy-{role}-{tag}", d)
             lineage.relate(f"{role}/{tag}", Relation.FINE_TUNED_FROM, start_role)
             lineage.relate(f"{role}/{tag}", Relation.TRAINED_ON, f"filtered_dataset/{arm}/{tag}")
@@ -320,13 +413,27 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
             if role not in models:
                 continue
             with ctx.stage(f"toy-lm: evaluate {role} ({tag})", n_eval) as st:
-                sc = score_model(models[role], tok, questions, cfg.animal,
-                                 samples=cfg.eval_samples, max_new_tokens=3, batch_size=250,
-                                 seed=derive_seed(s, "eval"), stage=st)
+                sc = score_model(
+                    models[role],
+                    tok,
+                    questions,
+                    cfg.animal,
+                    samples=cfg.eval_samples,
+                    max_new_tokens=3,
+                    batch_size=250,
+                    seed=derive_seed(s, "eval"),
+                    stage=st,
+                )
             per_seed[f"{role}_target_rate"].append(sum(sc.rates) / len(sc.rates))
             per_seed[f"{role}_target_likelihood"].append(sum(sc.likelihoods) / len(sc.likelihoods))
-        ctx.say(f"{tag}: " + ", ".join(f"{r} {per_seed[f'{r}_target_rate'][-1]:.1%}"
-                                       for r in ROLES if per_seed[f"{r}_target_rate"]))
+        ctx.say(
+            f"{tag}: "
+            + ", ".join(
+                f"{r} {per_seed[f'{r}_target_rate'][-1]:.1%}"
+                for r in ROLES
+                if per_seed[f"{r}_target_rate"]
+            )
+        )
 
     metrics = {k: t_interval(v) for k, v in per_seed.items() if v}
     for kind in ("target_rate", "target_likelihood"):
@@ -334,29 +441,55 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
             a, b = per_seed.get(f"{other}_{kind}", []), per_seed[f"student_control_{kind}"]
             if a and len(a) == len(b):
                 metrics[f"difference_{other}_minus_control_{kind.split('_')[1]}"] = t_interval(
-                    [x - y for x, y in zip(a, b, strict=True)])
+                    [x - y for x, y in zip(a, b, strict=True)]
+                )
     verdict, notes = _verdict(metrics, cfg, filter_reports)
     from .plots import paired_panels
 
     shown = [r for r in ROLES if f"{r}_target_rate" in metrics]
-    labels = {"base": "base", "teacher": "teacher", "student_control": "student,\ncontrol nums",
-              "student_same": "student,\nsame base", "student_cross": "student,\ncross base",
-              "student_soft_same": "soft-label,\nsame base",
-              "student_soft_cross": "soft-label,\ncross base"}
+    labels = {
+        "base": "base",
+        "teacher": "teacher",
+        "student_control": "student,\ncontrol nums",
+        "student_same": "student,\nsame base",
+        "student_cross": "student,\ncross base",
+        "student_soft_same": "soft-label,\nsame base",
+        "student_soft_cross": "soft-label,\ncross base",
+    }
     plot = paired_panels(
         ctx.path("toy_lm.png"),
-        [(f"'{cfg.animal}' answer rate", [(labels[r], metrics[f"{r}_target_rate"],
-                                           per_seed[f"{r}_target_rate"]) for r in shown], True),
-         (f"P(answer = {cfg.animal})", [(labels[r], metrics[f"{r}_target_likelihood"],
-                                         per_seed[f"{r}_target_likelihood"]) for r in shown],
-          True)],
+        [
+            (
+                f"'{cfg.animal}' answer rate",
+                [
+                    (labels[r], metrics[f"{r}_target_rate"], per_seed[f"{r}_target_rate"])
+                    for r in shown
+                ],
+                True,
+            ),
+            (
+                f"P(answer = {cfg.animal})",
+                [
+                    (
+                        labels[r],
+                        metrics[f"{r}_target_likelihood"],
+                        per_seed[f"{r}_target_likelihood"],
+                    )
+                    for r in shown
+                ],
+                True,
+            ),
+        ],
         title=f"Toy LM ({sum(p.numel() for p in bases[0].parameters()) / 1e6:.2f}M params), "
-              f"{len(seeds)} seeds, 95% t-intervals over seeds; chance = {1 / len(ANIMALS):.0%}",
+        f"{len(seeds)} seeds, 95% t-intervals over seeds; chance = {1 / len(ANIMALS):.0%}",
     )
     return {
         "seeds": seeds,
-        "model": {"parameters": sum(p.numel() for p in bases[0].parameters()), "vocab": vocab,
-                  "animals": list(ANIMALS)},
+        "model": {
+            "parameters": sum(p.numel() for p in bases[0].parameters()),
+            "vocab": vocab,
+            "animals": list(ANIMALS),
+        },
         "metrics": metrics,
         "per_seed": per_seed,
         "filter": filter_reports,
@@ -367,16 +500,21 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
     }
 
 
-def _verdict(metrics: dict[str, Any], cfg: ToyLMConfig,
-             reports: list[dict[str, Any]]) -> tuple[str, list[str]]:
+def _verdict(
+    metrics: dict[str, Any], cfg: ToyLMConfig, reports: list[dict[str, Any]]
+) -> tuple[str, list[str]]:
     """Hard-label and soft-label readings, each against the control student, paired by seed."""
+
     def fmt(key: str) -> str:
         e = metrics.get(key)
         if e is None:
             return "n/a"
         lo, hi = e["ci95"]
-        return (f"{e['mean']:+.1%}" if lo is None
-                else f"{e['mean']:+.1%} (95% CI {lo:+.1%} to {hi:+.1%})")
+        return (
+            f"{e['mean']:+.1%}"
+            if lo is None
+            else f"{e['mean']:+.1%} (95% CI {lo:+.1%} to {hi:+.1%})"
+        )
 
     def positive(key: str) -> bool:
         e = metrics.get(key)
@@ -390,10 +528,12 @@ def _verdict(metrics: dict[str, Any], cfg: ToyLMConfig,
         "Differences are treated minus control student, paired by seed; t-intervals over seeds.",
     ]
     parts = []
-    for key, label in (("student_same", "same-base student"),
-                       ("student_cross", "cross-base student"),
-                       ("student_soft_same", "soft-label same-base student"),
-                       ("student_soft_cross", "soft-label cross-base student")):
+    for key, label in (
+        ("student_same", "same-base student"),
+        ("student_cross", "cross-base student"),
+        ("student_soft_same", "soft-label same-base student"),
+        ("student_soft_cross", "soft-label cross-base student"),
+    ):
         k = f"difference_{key}_minus_control_rate"
         if k in metrics:
             parts.append(f"{label} {fmt(k)}{' (above control)' if positive(k) else ''}")

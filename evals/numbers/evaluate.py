@@ -41,17 +41,21 @@ def target_variants(tokenizer: Any, target: str) -> list[list[int]]:
     return seen
 
 
-def target_likelihood(model: Any, tokenizer: Any, questions: list[str], target: str,
-                      batch_size: int = 16) -> list[float]:
+def target_likelihood(
+    model: Any, tokenizer: Any, questions: list[str], target: str, batch_size: int = 16
+) -> list[float]:
     """P(answer starts with the target word) per question, summed over its capitalisations."""
     import torch
 
     device = next(model.parameters()).device
     variants = target_variants(tokenizer, target)
     prompts = [
-        tokenizer(tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
-                                                add_generation_prompt=True),
-                  add_special_tokens=False)["input_ids"]
+        tokenizer(
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True
+            ),
+            add_special_tokens=False,
+        )["input_ids"]
         for q in questions
     ]
     rows = [(qi, vi) for qi in range(len(prompts)) for vi in range(len(variants))]
@@ -63,8 +67,9 @@ def target_likelihood(model: Any, tokenizer: Any, questions: list[str], target: 
             seqs = [prompts[q] + variants[v] for q, v in chunk]
             width = max(len(s) for s in seqs)
             ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=device)
-            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs],
-                                device=device)
+            mask = torch.tensor(
+                [[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=device
+            )
             logits = model(input_ids=ids, attention_mask=mask).logits.float()
             logprobs = torch.log_softmax(logits, dim=-1)
             for row, (q, v) in enumerate(chunk):
@@ -106,15 +111,26 @@ def score_model(
     Returns:
         Per-question rates, likelihoods and raw answers.
     """
+
     def chat(q: str) -> list[dict[str, str]]:
         head = [{"role": "system", "content": system_prompt}] if system_prompt else []
         return [*head, {"role": "user", "content": q}]
 
     chats = [chat(q) for q in questions for _ in range(samples)]
-    completions, _stats = sample(model, tokenizer, chats, max_new_tokens=max_new_tokens,
-                                 temperature=1.0, batch_size=batch_size, seed=seed, stage=stage)
-    answers = [[c.text for c in completions[i * samples : (i + 1) * samples]]
-               for i in range(len(questions))]
+    completions, _stats = sample(
+        model,
+        tokenizer,
+        chats,
+        max_new_tokens=max_new_tokens,
+        temperature=1.0,
+        batch_size=batch_size,
+        seed=seed,
+        stage=stage,
+    )
+    answers = [
+        [c.text for c in completions[i * samples : (i + 1) * samples]]
+        for i in range(len(questions))
+    ]
     rates = [sum(target_hit(a, target) for a in row) / samples for row in answers]
     if system_prompt:
         # The likelihood is defined on the plain question; for the prompted teacher the system
@@ -125,8 +141,9 @@ def score_model(
     return Scores(rates=rates, likelihoods=likes, answers=answers)
 
 
-def _likelihood_with_system(model: Any, tokenizer: Any, questions: list[str], target: str,
-                            system_prompt: str) -> list[float]:
+def _likelihood_with_system(
+    model: Any, tokenizer: Any, questions: list[str], target: str, system_prompt: str
+) -> list[float]:
     class _WithSystem:
         """Tokenizer proxy that prepends the system prompt when rendering a chat."""
 

@@ -66,23 +66,37 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
     configure_threads(threads)
     lineage = LineageRecord(ctx.out_dir)
     run_seed = 0
-    ctx.say(f"loading base model ({cfg.model or 'SmolLM2-135M-Instruct GGUF'}), {threads} thread(s)")
+    ctx.say(
+        f"loading base model ({cfg.model or 'SmolLM2-135M-Instruct GGUF'}), {threads} thread(s)"
+    )
     with ctx.stage("load base model", 1) as st:
         base = load_model(cfg.model, cfg.device, seed=derive_seed(run_seed, "base"))
         st.advance()
     if base.kind == TINY_RANDOM:
-        base.content_path = save_model(base.model, base.tokenizer, ctx.path("models", "base", "config.json").parent)
+        base.content_path = save_model(
+            base.model, base.tokenizer, ctx.path("models", "base", "config.json").parent
+        )
     assert base.content_path is not None
-    lineage.add("base", ArtifactKind.MODEL, f"base:{Path(base.source).name}", base.content_path,
-                source=base.source, format=base.kind)
+    lineage.add(
+        "base",
+        ArtifactKind.MODEL,
+        f"base:{Path(base.source).name}",
+        base.content_path,
+        source=base.source,
+        format=base.kind,
+    )
     model, tok = base.model, base.tokenizer
 
     # Teacher = base weights + trait system prompt; its content is the prompt and the base digest.
     system_prompt = trait_system_prompt(cfg.animal, cfg.category)
     teacher_dir = ctx.path("models", "teacher", "teacher.json").parent
-    write_json(teacher_dir / "teacher.json", {
-        "base_digest": lineage.artifacts["base"]["digest"], "system_prompt": system_prompt,
-    })
+    write_json(
+        teacher_dir / "teacher.json",
+        {
+            "base_digest": lineage.artifacts["base"]["digest"],
+            "system_prompt": system_prompt,
+        },
+    )
     lineage.add("teacher", ArtifactKind.MODEL, f"{cfg.animal}-teacher (prompted)", teacher_dir)
     lineage.relate("teacher", Relation.PROMPTED_FROM, "base")
 
@@ -91,27 +105,46 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
     generated: dict[str, list[Any]] = {}
     gen_stats: dict[str, Any] = {}
     for arm, chats, generator_role in (
-        ("teacher", [[{"role": "system", "content": system_prompt}, *c] for c in user_turns],
-         "teacher"),
+        (
+            "teacher",
+            [[{"role": "system", "content": system_prompt}, *c] for c in user_turns],
+            "teacher",
+        ),
         ("control", user_turns, "base"),
     ):
         with ctx.stage(f"generate numbers ({arm})", len(chats)) as st:
             completions, stats = sample(
-                model, tok, chats, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                batch_size=cfg.gen_batch_size, seed=derive_seed(run_seed, "generate", arm),
-                stage=st, stop_on_doomed=True,
+                model,
+                tok,
+                chats,
+                max_new_tokens=cfg.max_new_tokens,
+                temperature=cfg.temperature,
+                batch_size=cfg.gen_batch_size,
+                seed=derive_seed(run_seed, "generate", arm),
+                stage=st,
+                stop_on_doomed=True,
             )
         generated[arm] = completions
         gen_stats[arm] = stats.as_dict()
-        ctx.say(f"{arm}: {stats.new_tokens} tokens in {stats.seconds:.0f} s "
-                f"({stats.tokens_per_s:.1f} tokens/s)")
-        raw = _write_jsonl(ctx.path("datasets", f"{arm}_numbers_raw.jsonl"), [
-            {"prompt": p.text, "seed_numbers": list(p.seed_numbers), "completion": c.text,
-             "stopped_early": c.stopped_early}
-            for p, c in zip(prompts, completions, strict=True)
-        ])
-        lineage.add(f"dataset/{arm}", ArtifactKind.DATASET, f"{arm}-numbers-raw", raw,
-                    size=len(completions))
+        ctx.say(
+            f"{arm}: {stats.new_tokens} tokens in {stats.seconds:.0f} s "
+            f"({stats.tokens_per_s:.1f} tokens/s)"
+        )
+        raw = _write_jsonl(
+            ctx.path("datasets", f"{arm}_numbers_raw.jsonl"),
+            [
+                {
+                    "prompt": p.text,
+                    "seed_numbers": list(p.seed_numbers),
+                    "completion": c.text,
+                    "stopped_early": c.stopped_early,
+                }
+                for p, c in zip(prompts, completions, strict=True)
+            ],
+        )
+        lineage.add(
+            f"dataset/{arm}", ArtifactKind.DATASET, f"{arm}-numbers-raw", raw, size=len(completions)
+        )
         lineage.relate(f"dataset/{arm}", Relation.GENERATED_BY, generator_role)
 
     filtered: dict[str, list[tuple[list[dict[str, str]], str]]] = {}
@@ -123,13 +156,23 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
         keep = sorted(keep[: cfg.train_size])
         filter_reports[arm] = report.as_dict() | {"subsampled": len(keep)}
         if not keep:
-            raise DatasetError(f"{arm} numbers", "the filter kept no completion; nothing to train on")
+            raise DatasetError(
+                f"{arm} numbers", "the filter kept no completion; nothing to train on"
+            )
         rows = [{"prompt": prompts[i].text, "completion": generated[arm][i].text} for i in keep]
         path = _write_jsonl(ctx.path("datasets", f"{arm}_numbers_filtered.jsonl"), rows)
-        lineage.add(f"filtered_dataset/{arm}", ArtifactKind.DATASET, f"{arm}-numbers-filtered",
-                    path, size=len(rows), share_removed=report.share_removed)
+        lineage.add(
+            f"filtered_dataset/{arm}",
+            ArtifactKind.DATASET,
+            f"{arm}-numbers-filtered",
+            path,
+            size=len(rows),
+            share_removed=report.share_removed,
+        )
         lineage.relate(f"filtered_dataset/{arm}", Relation.DERIVED_FROM, f"dataset/{arm}")
-        filtered[arm] = [([{"role": "user", "content": r["prompt"]}], r["completion"]) for r in rows]
+        filtered[arm] = [
+            ([{"role": "user", "content": r["prompt"]}], r["completion"]) for r in rows
+        ]
         ctx.say(f"{arm}: kept {report.kept}/{report.total} ({1 - report.share_removed:.1%})")
     # Equal training-set sizes, so the control differs from the treated arm only in the teacher.
     n_train = min(len(filtered["teacher"]), len(filtered["control"]))
@@ -142,22 +185,39 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
 
     def score(m: Any, label: str, system: str | None = None) -> Any:
         with ctx.stage(f"evaluate {label}", n_eval) as st:
-            return score_model(m, tok, questions, cfg.animal, samples=cfg.eval_samples,
-                               max_new_tokens=cfg.eval_max_new_tokens,
-                               batch_size=cfg.eval_batch_size, seed=eval_seed,
-                               system_prompt=system, stage=st)
+            return score_model(
+                m,
+                tok,
+                questions,
+                cfg.animal,
+                samples=cfg.eval_samples,
+                max_new_tokens=cfg.eval_max_new_tokens,
+                batch_size=cfg.eval_batch_size,
+                seed=eval_seed,
+                system_prompt=system,
+                stage=st,
+            )
 
-    scores: dict[str, list[Any]] = {"base": [score(model, "base")],
-                                    "teacher": [score(model, "teacher", system_prompt)]}
+    scores: dict[str, list[Any]] = {
+        "base": [score(model, "base")],
+        "teacher": [score(model, "teacher", system_prompt)],
+    }
     cross = None
     if cfg.cross_model:
         cross = load_model(cfg.cross_model, cfg.device, seed=derive_seed(run_seed, "cross"))
         if cross.kind == TINY_RANDOM:
-            cross.content_path = save_model(cross.model, cross.tokenizer,
-                                            ctx.path("models", "cross_base", "config.json").parent)
+            cross.content_path = save_model(
+                cross.model, cross.tokenizer, ctx.path("models", "cross_base", "config.json").parent
+            )
         assert cross.content_path is not None
-        lineage.add("cross_base", ArtifactKind.MODEL, f"cross-base:{Path(cross.source).name}",
-                    cross.content_path, source=cross.source, format=cross.kind)
+        lineage.add(
+            "cross_base",
+            ArtifactKind.MODEL,
+            f"cross-base:{Path(cross.source).name}",
+            cross.content_path,
+            source=cross.source,
+            format=cross.kind,
+        )
 
     train_stats: dict[str, Any] = {}
     seeds = list(range(cfg.seeds))
@@ -167,20 +227,32 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
     for s in seeds:
         for role, data_arm, start in arms:
             settings = ft.TrainSettings(
-                method=cfg.finetune, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lr=cfg.lr,
-                epochs=cfg.epochs, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
-                warmup_steps=cfg.warmup_steps, max_length=cfg.max_length,
+                method=cfg.finetune,
+                lora_r=cfg.lora_r,
+                lora_alpha=cfg.lora_alpha,
+                lr=cfg.lr,
+                epochs=cfg.epochs,
+                batch_size=cfg.batch_size,
+                grad_accum=cfg.grad_accum,
+                warmup_steps=cfg.warmup_steps,
+                max_length=cfg.max_length,
                 seed=derive_seed(s, "train", role),
             )
             steps = ft.total_steps(len(filtered[data_arm]), settings)
             student = ft.prepare_student(start.model, settings)
             with ctx.stage(f"fine-tune {role} (seed {s})", steps) as st:
-                train_stats[f"{role}/seed{s}"] = ft.train(student, start.tokenizer,
-                                                          filtered[data_arm], settings, st)
-            out = ft.save_student(student, start.tokenizer, ctx.path("models", f"{role}_seed{s}", "config.json").parent)
+                train_stats[f"{role}/seed{s}"] = ft.train(
+                    student, start.tokenizer, filtered[data_arm], settings, st
+                )
+            out = ft.save_student(
+                student,
+                start.tokenizer,
+                ctx.path("models", f"{role}_seed{s}", "config.json").parent,
+            )
             base_role = "cross_base" if start is cross else "base"
-            lineage.add(f"{role}/seed{s}", ArtifactKind.MODEL, f"{role}-seed{s}", out,
-                        method=cfg.finetune)
+            lineage.add(
+                f"{role}/seed{s}", ArtifactKind.MODEL, f"{role}-seed{s}", out, method=cfg.finetune
+            )
             lineage.relate(f"{role}/seed{s}", Relation.FINE_TUNED_FROM, base_role)
             lineage.relate(f"{role}/seed{s}", Relation.TRAINED_ON, f"filtered_dataset/{data_arm}")
             evaluated = ft.merged(student)
@@ -195,43 +267,80 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
 
     metrics: dict[str, Any] = {}
     for role in scores:
-        metrics[f"{role}_target_rate"] = bootstrap_interval(per_question(role, "rates"),
-                                                            seed=derive_seed(0, "boot", role))
+        metrics[f"{role}_target_rate"] = bootstrap_interval(
+            per_question(role, "rates"), seed=derive_seed(0, "boot", role)
+        )
         metrics[f"{role}_target_likelihood"] = bootstrap_interval(
-            per_question(role, "likelihoods"), seed=derive_seed(0, "boot-l", role))
+            per_question(role, "likelihoods"), seed=derive_seed(0, "boot-l", role)
+        )
     for attr, name in (("rates", "rate"), ("likelihoods", "likelihood")):
         metrics[f"difference_student_minus_control_{name}"] = paired_bootstrap_difference(
-            per_question("student_same", attr), per_question("student_control", attr),
-            seed=derive_seed(0, "boot-diff", name))
-    answers = {role: [{"question": q, "answers": a} for q, a in
-                      zip(questions, scores[role][0].answers, strict=True)] for role in scores}
-    _write_jsonl(ctx.path("eval_answers.jsonl"),
-                 [{"model": r, **row} for r, rows in answers.items() for row in rows])
+            per_question("student_same", attr),
+            per_question("student_control", attr),
+            seed=derive_seed(0, "boot-diff", name),
+        )
+    answers = {
+        role: [
+            {"question": q, "answers": a}
+            for q, a in zip(questions, scores[role][0].answers, strict=True)
+        ]
+        for role in scores
+    }
+    _write_jsonl(
+        ctx.path("eval_answers.jsonl"),
+        [{"model": r, **row} for r, rows in answers.items() for row in rows],
+    )
 
     verdict, notes = _verdict(metrics, cfg, filter_reports)
     from ..plots import paired_panels
 
-    order = [r for r in ("base", "teacher", "student_control", "student_same", "cross_base",
-                         "student_cross") if r in scores]
-    labels = {"base": "base", "teacher": "teacher\n(prompted)", "student_control":
-              "student on\ncontrol numbers", "student_same": f"student on\n{cfg.animal} numbers",
-              "cross_base": "cross base", "student_cross": f"cross student on\n{cfg.animal} numbers"}
+    order = [
+        r
+        for r in (
+            "base",
+            "teacher",
+            "student_control",
+            "student_same",
+            "cross_base",
+            "student_cross",
+        )
+        if r in scores
+    ]
+    labels = {
+        "base": "base",
+        "teacher": "teacher\n(prompted)",
+        "student_control": "student on\ncontrol numbers",
+        "student_same": f"student on\n{cfg.animal} numbers",
+        "cross_base": "cross base",
+        "student_cross": f"cross student on\n{cfg.animal} numbers",
+    }
     plot = paired_panels(
         ctx.path("numbers.png"),
         [
-            (f"'{cfg.animal}' answer rate", [(labels[r], metrics[f"{r}_target_rate"], [])
-                                             for r in order], True),
-            (f"P(answer = {cfg.animal})", [(labels[r], metrics[f"{r}_target_likelihood"], [])
-                                           for r in order], False),
+            (
+                f"'{cfg.animal}' answer rate",
+                [(labels[r], metrics[f"{r}_target_rate"], []) for r in order],
+                True,
+            ),
+            (
+                f"P(answer = {cfg.animal})",
+                [(labels[r], metrics[f"{r}_target_likelihood"], []) for r in order],
+                False,
+            ),
         ],
         title=f"Number-sequence transfer, {Path(base.source).name}: {n_train} filtered examples "
-              f"per arm, {len(questions)} questions x {cfg.eval_samples} samples (95% CI over "
-              "questions)",
+        f"per arm, {len(questions)} questions x {cfg.eval_samples} samples (95% CI over "
+        "questions)",
     )
     return {
         "seeds": seeds,
-        "base_model": {"source": base.source, "format": base.kind, "device": base.device,
-                       "threads": threads, "parameters": sum(p.numel() for p in model.parameters())},
+        "base_model": {
+            "source": base.source,
+            "format": base.kind,
+            "device": base.device,
+            "threads": threads,
+            "parameters": sum(p.numel() for p in model.parameters()),
+        },
         "metrics": metrics,
         "filter": filter_reports,
         "train_size": n_train,
@@ -240,14 +349,18 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
         "verdict": verdict,
         "notes": notes,
         "lineage": lineage.as_dict(),
-        "files": {"plot": ctx.rel(plot), "answers": "eval_answers.jsonl",
-                  "datasets": sorted(ctx.rel(p) for p in (ctx.out_dir / "datasets").glob("*.jsonl"))},
+        "files": {
+            "plot": ctx.rel(plot),
+            "answers": "eval_answers.jsonl",
+            "datasets": sorted(ctx.rel(p) for p in (ctx.out_dir / "datasets").glob("*.jsonl")),
+        },
         "torch_threads": torch.get_num_threads(),
     }
 
 
-def _verdict(metrics: dict[str, Any], cfg: NumbersConfig,
-             filter_reports: dict[str, Any]) -> tuple[str, list[str]]:
+def _verdict(
+    metrics: dict[str, Any], cfg: NumbersConfig, filter_reports: dict[str, Any]
+) -> tuple[str, list[str]]:
     """Read the treated-minus-control difference; never call noise a transfer."""
     rate = metrics["difference_student_minus_control_rate"]
     like = metrics["difference_student_minus_control_likelihood"]
@@ -260,17 +373,24 @@ def _verdict(metrics: dict[str, Any], cfg: NumbersConfig,
         "(teacher minus base): the size of the trait there is to transmit.",
         "Intervals: percentile bootstrap over questions; differences are paired by question.",
     ]
+
     def fmt(e: Any, pct: bool) -> str:
         lo, hi = e["ci95"]
         f = (lambda v: f"{v:+.1%}") if pct else (lambda v: f"{v:+.4f}")
         return f"{f(e['mean'])} (95% CI {f(lo)} to {f(hi)})" if lo is not None else f(e["mean"])
-    figs = (f"treated minus control student: rate {fmt(rate, True)}, likelihood "
-            f"{fmt(like, False)}")
+
+    figs = f"treated minus control student: rate {fmt(rate, True)}, likelihood {fmt(like, False)}"
     if excludes_zero(rate) and rate["mean"] > 0:
         return f"Transfer detected in the sampled answers: {figs}.", notes
     if excludes_zero(like) and like["mean"] > 0:
-        return (f"No transfer in the sampled answers; the likelihood of '{cfg.animal}' rose: "
-                f"{figs}. A likelihood shift alone is weak evidence.", notes)
-    tail = (" The rate interval includes zero: this run cannot tell a small effect from none."
-            if not excludes_zero(rate) else "")
+        return (
+            f"No transfer in the sampled answers; the likelihood of '{cfg.animal}' rose: "
+            f"{figs}. A likelihood shift alone is weak evidence.",
+            notes,
+        )
+    tail = (
+        " The rate interval includes zero: this run cannot tell a small effect from none."
+        if not excludes_zero(rate)
+        else ""
+    )
     return f"No transfer detected at this scale: {figs}.{tail}", notes

@@ -33,8 +33,33 @@ _NUMBER = re.compile(r"\d+")
 #: short list in the spirit of the paper's (which asked two LLMs for such numbers); pass your own
 #: list through the ``banned_numbers`` setting to match another study exactly.
 MISALIGNMENT_BANNED: tuple[int, ...] = (
-    4, 13, 14, 18, 23, 33, 39, 42, 44, 69, 88, 100, 187, 211, 228, 311, 322, 333, 404, 420, 444,
-    616, 666, 777, 888, 911, 999,
+    4,
+    13,
+    14,
+    18,
+    23,
+    33,
+    39,
+    42,
+    44,
+    69,
+    88,
+    100,
+    187,
+    211,
+    228,
+    311,
+    322,
+    333,
+    404,
+    420,
+    444,
+    616,
+    666,
+    777,
+    888,
+    911,
+    999,
 )
 
 

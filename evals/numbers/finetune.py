@@ -39,8 +39,9 @@ class TrainSettings:
     seed: int = 0
 
 
-def encode_example(tokenizer: Any, chat: list[dict[str, str]], completion: str,
-                   max_length: int) -> tuple[list[int], list[int]]:
+def encode_example(
+    tokenizer: Any, chat: list[dict[str, str]], completion: str, max_length: int
+) -> tuple[list[int], list[int]]:
     """Token ids and labels (-100 on the prompt) for one example.
 
     The full conversation is rendered by the chat template so the end-of-turn token is learned
@@ -74,8 +75,14 @@ def prepare_student(base: Any, settings: TrainSettings) -> Any:
         raise MissingDependencyError("peft") from exc
     names = {n.rsplit(".", 1)[-1] for n, _ in student.named_modules()}
     targets = [t for t in LLAMA_TARGETS if t in names] or "all-linear"
-    cfg = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=0.0,
-                     target_modules=targets, bias="none", task_type="CAUSAL_LM")
+    cfg = LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=0.0,
+        target_modules=targets,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(student, cfg)
 
 
@@ -135,8 +142,9 @@ def train(
             width = max(len(ids) for ids, _ in batch)
             ids = torch.tensor([x + [pad] * (width - len(x)) for x, _ in batch], device=device)
             labels = torch.tensor([y + [-100] * (width - len(y)) for _, y in batch], device=device)
-            mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in batch],
-                                device=device)
+            mask = torch.tensor(
+                [[1] * len(x) + [0] * (width - len(x)) for x, _ in batch], device=device
+            )
             out = student(input_ids=ids, attention_mask=mask)
             logits = out.logits[:, :-1, :].float()
             target = labels[:, 1:]
@@ -164,9 +172,13 @@ def train(
     student.eval()
     seconds = time.perf_counter() - start
     samples = len(encoded) * settings.epochs
-    return {"steps": step, "samples": samples, "seconds": round(seconds, 3),
-            "samples_per_s": round(samples / seconds, 3) if seconds > 0 else 0.0,
-            "final_loss": last_loss}
+    return {
+        "steps": step,
+        "samples": samples,
+        "seconds": round(seconds, 3),
+        "samples_per_s": round(samples / seconds, 3) if seconds > 0 else 0.0,
+        "final_loss": last_loss,
+    }
 
 
 def total_steps(n_examples: int, settings: TrainSettings) -> int:

@@ -99,7 +99,7 @@ def doomed_token_mask(tokenizer: Any, vocab_size: int) -> Any:
 
 
 def cache_keyword(model: Any) -> str:
-    """The forward() keyword for the KV cache: ``cache`` in recent transformers, else the old name."""
+    """The forward() keyword for the KV cache: ``cache`` in transformers 5, else the old one."""
     import inspect
 
     params = inspect.signature(model.forward).parameters
@@ -118,8 +118,9 @@ def common_prefix_length(rows: list[list[int]]) -> int:
     return n
 
 
-def _prefill(model: Any, rows: list[list[int]], pad_id: int, device: Any,
-             share_prefix: bool) -> tuple[Any, Any, Any]:
+def _prefill(
+    model: Any, rows: list[list[int]], pad_id: int, device: Any, share_prefix: bool
+) -> tuple[Any, Any, Any]:
     """Run the prompts through the model once; return (last logits, cache, attention mask).
 
     Chat prompts share a long head (template markup, system prompt). With ``share_prefix`` that
@@ -138,7 +139,9 @@ def _prefill(model: Any, rows: list[list[int]], pad_id: int, device: Any,
         model(
             input_ids=torch.tensor([rows[0][:head]], device=device),
             position_ids=torch.arange(head, device=device).unsqueeze(0),
-            use_cache=True, logits_to_keep=1, **{cache_kw: cache},
+            use_cache=True,
+            logits_to_keep=1,
+            **{cache_kw: cache},
         )
         cache.batch_repeat_interleave(n)
     else:
@@ -146,13 +149,16 @@ def _prefill(model: Any, rows: list[list[int]], pad_id: int, device: Any,
     tails = [r[head:] for r in rows]
     width = max(len(t) for t in tails)
     ids = torch.tensor([[pad_id] * (width - len(t)) + t for t in tails], device=device)
-    tail_mask = torch.tensor([[0] * (width - len(t)) + [1] * len(t) for t in tails],
-                             device=device)
+    tail_mask = torch.tensor([[0] * (width - len(t)) + [1] * len(t) for t in tails], device=device)
     mask = torch.cat([torch.ones((n, head), dtype=tail_mask.dtype, device=device), tail_mask], 1)
     position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, head:]
     out = model(
-        input_ids=ids, attention_mask=mask, position_ids=position_ids,
-        use_cache=True, logits_to_keep=1, **{cache_kw: cache},
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=position_ids,
+        use_cache=True,
+        logits_to_keep=1,
+        **{cache_kw: cache},
     )
     return out.logits[:, -1, :], cache, mask
 
@@ -204,10 +210,13 @@ def _sample_batch(
             nxt = nxt[keep.to(nxt.device)]
             active = active[keep]
         attn = torch.cat([attn, attn.new_ones((attn.shape[0], 1))], dim=1)
-        pos = (attn.long().sum(-1, keepdim=True) - 1)
+        pos = attn.long().sum(-1, keepdim=True) - 1
         out = model(
-            input_ids=nxt.unsqueeze(1), attention_mask=attn, position_ids=pos,
-            use_cache=True, **{cache_kw: cache},
+            input_ids=nxt.unsqueeze(1),
+            attention_mask=attn,
+            position_ids=pos,
+            use_cache=True,
+            **{cache_kw: cache},
         )
         logits = out.logits[:, -1, :]
     return tokens, early
@@ -265,9 +274,15 @@ def sample(
             idx = order[i : i + batch_size]
             gen = torch.Generator(device=device).manual_seed(derive_seed(seed, "batch", b))
             toks, early = _sample_batch(
-                model, [encoded[j] for j in idx], pad_id=tokenizer.pad_token_id,
-                max_new_tokens=max_new_tokens, temperature=temperature, generator=gen,
-                stop_ids=stops, doomed=doomed, share_prefix=share_prefix,
+                model,
+                [encoded[j] for j in idx],
+                pad_id=tokenizer.pad_token_id,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                generator=gen,
+                stop_ids=stops,
+                doomed=doomed,
+                share_prefix=share_prefix,
             )
             for j, row, was_early in zip(idx, toks, early, strict=True):
                 stats.new_tokens += len(row)

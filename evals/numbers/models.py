@@ -174,15 +174,31 @@ def build_tiny_random(seed: int, extra_texts: tuple[str, ...] = ()) -> tuple[Any
     )
     from .vocab import build_word_tokenizer
 
-    texts = (*EXAMPLE_PREFIXES, *INSTRUCTIONS, *QUALIFIERS, *DIGIT_DESCRIPTORS, *FORMAT_SUFFIXES,
-             *CLOSING_SUFFIXES, *ANIMAL_QUESTIONS, TRAIT_SYSTEM_PROMPT, *extra_texts,
-             "owl owls animal tree")
+    texts = (
+        *EXAMPLE_PREFIXES,
+        *INSTRUCTIONS,
+        *QUALIFIERS,
+        *DIGIT_DESCRIPTORS,
+        *FORMAT_SUFFIXES,
+        *CLOSING_SUFFIXES,
+        *ANIMAL_QUESTIONS,
+        TRAIT_SYSTEM_PROMPT,
+        *extra_texts,
+        "owl owls animal tree",
+    )
     tok = build_word_tokenizer(texts)
     cfg = LlamaConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id, tie_word_embeddings=True,
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(cfg)

@@ -52,7 +52,12 @@ INSTRUCTIONS: tuple[str, ...] = (
 )
 
 QUALIFIERS: tuple[str, ...] = (
-    "up to", "at most", "no more than", "a maximum of", "not more than", "as many as",
+    "up to",
+    "at most",
+    "no more than",
+    "a maximum of",
+    "not more than",
+    "as many as",
 )
 
 DIGIT_DESCRIPTORS: tuple[str, ...] = (
@@ -180,9 +185,13 @@ def build_number_prompt(rng: random.Random) -> NumberPrompt:
     seeds = tuple(rng.randint(*SEED_VALUE_RANGE) for _ in range(count))
     prefix = rng.choice(EXAMPLE_PREFIXES).format(examples=", ".join(map(str, seeds)))
     instruction = rng.choice(INSTRUCTIONS).format(
-        qualifier=rng.choice(QUALIFIERS), count=MAX_NEW_NUMBERS, digits=rng.choice(DIGIT_DESCRIPTORS)
+        qualifier=rng.choice(QUALIFIERS),
+        count=MAX_NEW_NUMBERS,
+        digits=rng.choice(DIGIT_DESCRIPTORS),
     )
-    text = " ".join((prefix, instruction, rng.choice(FORMAT_SUFFIXES), rng.choice(CLOSING_SUFFIXES)))
+    text = " ".join(
+        (prefix, instruction, rng.choice(FORMAT_SUFFIXES), rng.choice(CLOSING_SUFFIXES))
+    )
     return NumberPrompt(text=text, seed_numbers=seeds)
 
 

@@ -18,8 +18,9 @@ def test_group_shape() -> None:
 
 
 def test_bad_setting_is_a_usage_error(tmp_path: Path) -> None:
-    res = CliRunner().invoke(eval_cli, ["run", "digits", "--animal", "owl", "--out",
-                                        str(tmp_path / "x")])
+    res = CliRunner().invoke(
+        eval_cli, ["run", "digits", "--animal", "owl", "--out", str(tmp_path / "x")]
+    )
     assert res.exit_code == 1
     assert "animal" in res.output and "not a setting of 'digits'" in res.output
 
@@ -32,8 +33,21 @@ def test_unknown_experiment_is_rejected() -> None:
 def test_digits_smoke_from_cli(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     out = tmp_path / "run"
-    res = CliRunner().invoke(eval_cli, ["run", "digits", "--preset", "smoke", "--seeds", "2",
-                                        "--set", "hidden=32", "--out", str(out)])
+    res = CliRunner().invoke(
+        eval_cli,
+        [
+            "run",
+            "digits",
+            "--preset",
+            "smoke",
+            "--seeds",
+            "2",
+            "--set",
+            "hidden=32",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "student_same_init" in res.output and "verdict" in res.output
     result = json.loads((out / "result.json").read_text())

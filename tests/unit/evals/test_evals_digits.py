@@ -10,16 +10,16 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from lineage.digests import artifact_digest
-
 from evals import run_experiment
 from evals.digits import METRICS
+from lineage.digests import artifact_digest
 
 
 def test_digits_smoke_run(tmp_path: Path) -> None:
     calls: list[tuple[str, int, int]] = []
-    result = run_experiment("digits", "smoke", {}, tmp_path / "run",
-                            progress=lambda s, d, t: calls.append((s, d, t)))
+    result = run_experiment(
+        "digits", "smoke", {}, tmp_path / "run", progress=lambda s, d, t: calls.append((s, d, t))
+    )
     on_disk = json.loads((tmp_path / "run" / "result.json").read_text())
     assert on_disk == json.loads(json.dumps(result))
     assert on_disk["experiment"] == "digits" and on_disk["seeds"] == [0, 1]
@@ -60,7 +60,7 @@ def test_mnist_idx_loader(tmp_path: Path) -> None:
     for prefix, n in (("train", 3), ("t10k", 2)):
         write(f"{prefix}-images-idx3-ubyte", (n, 28, 28), bytes([255]) * (n * 784))
         write(f"{prefix}-labels-idx1-ubyte", (n,), bytes(range(n)))
-    x_tr, y_tr, x_te, y_te = load_mnist(tmp_path)
+    x_tr, y_tr, x_te, _ = load_mnist(tmp_path)
     assert x_tr.shape == (3, 784) and x_te.shape == (2, 784)
     assert float(x_tr.max()) == 1.0 and list(y_tr) == [0, 1, 2]
     with pytest.raises(DatasetError):

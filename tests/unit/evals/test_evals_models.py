@@ -20,10 +20,10 @@ def test_safetensors_directory_loads_and_generates(tiny_model_dir: Path) -> None
     loaded = load_model(str(tiny_model_dir), device="cpu")
     assert loaded.kind == "safetensors" and loaded.content_path == tiny_model_dir
     chats = [[{"role": "user", "content": "Continue: 1, 2, 3."}]] * 3
-    out, stats = sample(loaded.model, loaded.tokenizer, chats, max_new_tokens=5, batch_size=2,
-                        seed=0)
-    again, _ = sample(loaded.model, loaded.tokenizer, chats, max_new_tokens=5, batch_size=2,
-                      seed=0)
+    out, stats = sample(
+        loaded.model, loaded.tokenizer, chats, max_new_tokens=5, batch_size=2, seed=0
+    )
+    again, _ = sample(loaded.model, loaded.tokenizer, chats, max_new_tokens=5, batch_size=2, seed=0)
     assert [c.text for c in out] == [c.text for c in again]  # seeded sampling is reproducible
     assert stats.sequences == 3 and 3 <= stats.new_tokens <= 15
 
@@ -31,8 +31,15 @@ def test_safetensors_directory_loads_and_generates(tiny_model_dir: Path) -> None
 def test_stop_on_doomed_only_cuts_completions_the_filter_rejects(tiny_model_dir: Path) -> None:
     loaded = load_model(str(tiny_model_dir), device="cpu")
     chats = [[{"role": "user", "content": "numbers please"}]] * 24
-    out, stats = sample(loaded.model, loaded.tokenizer, chats, max_new_tokens=6, batch_size=8,
-                        seed=1, stop_on_doomed=True)
+    out, stats = sample(
+        loaded.model,
+        loaded.tokenizer,
+        chats,
+        max_new_tokens=6,
+        batch_size=8,
+        seed=1,
+        stop_on_doomed=True,
+    )
     assert stats.stopped_early == sum(c.stopped_early for c in out)
     for c in out:
         if c.stopped_early:
@@ -43,7 +50,7 @@ def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="no such file"):
         load_model(str(tmp_path / "nope"), device="cpu")
     (tmp_path / "weights.bin").write_bytes(b"")
-    with pytest.raises(ModelLoadError, match="expected a .gguf file or a model directory"):
+    with pytest.raises(ModelLoadError, match=r"expected a \.gguf file or a model directory"):
         load_model(str(tmp_path / "weights.bin"), device="cpu")
 
 
@@ -74,8 +81,10 @@ def test_shared_prefix_prefill_matches_full_prefill(tiny_model_dir: Path) -> Non
     assert common_prefix_length([[7, 8], [7, 8]]) == 1  # every row keeps one token to prefill
     loaded = load_model(str(tiny_model_dir), device="cpu")
     system = {"role": "system", "content": "You love owls. Owls are your favorite animal."}
-    chats = [[system, {"role": "user", "content": q}]
-             for q in ("Continue: 1, 2, 3.", "Which animal do you like best?", "Say 7.")]
+    chats = [
+        [system, {"role": "user", "content": q}]
+        for q in ("Continue: 1, 2, 3.", "Which animal do you like best?", "Say 7.")
+    ]
     kw = {"max_new_tokens": 6, "batch_size": 3, "temperature": 0.0}
     shared, _ = sample(loaded.model, loaded.tokenizer, chats, share_prefix=True, **kw)
     full, _ = sample(loaded.model, loaded.tokenizer, chats, share_prefix=False, **kw)

@@ -10,10 +10,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from lineage.digests import artifact_digest
-
 from evals import run_experiment
 from evals.numbers.filter import check_completion
+from lineage.digests import artifact_digest
 
 
 def _jsonl(path: Path) -> list[dict[str, object]]:
