@@ -199,6 +199,18 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write one JSON object per line (sorted keys), the format of every generated dataset.
+
+    Sorted keys and a fixed encoding make the bytes, and so the dataset's digest, a function of
+    the content alone.
+    """
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+    return path
+
+
 def run_experiment(
     name: str,
     preset: str = "default",

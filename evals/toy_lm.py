@@ -28,7 +28,7 @@ from .numbers.filter import filter_completions
 from .numbers.prompts import ANIMAL_QUESTIONS
 from .presets import ToyLMConfig
 from .provenance import LineageRecord
-from .runner import RunContext, derive_seed
+from .runner import RunContext, derive_seed, write_jsonl
 from .stats import t_interval
 
 ANIMALS = ("owl", "cat", "dog", "eagle", "wolf", "lion", "dolphin", "tiger", "bear", "fox")
@@ -314,10 +314,9 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
         prompts = [toy_number_prompt(prompt_rng)[0] for _ in range(cfg.generations)]
         chats = [[{"role": "user", "content": p}] for p in prompts]
         data: dict[str, list[Any]] = {}
-        for arm, gen_model, gen_role in (
-            ("teacher", teacher, f"teacher/{tag}"),
-            ("control", base, f"base/{tag}"),
-        ):
+        texts: dict[str, list[str]] = {}
+        gen_roles = {"teacher": f"teacher/{tag}", "control": f"base/{tag}"}
+        for arm, gen_model in (("teacher", teacher), ("control", base)):
             with ctx.stage(f"toy-lm: generate ({arm}, {tag})", len(chats)) as st:
                 comps, _ = sample(
                     gen_model,
@@ -329,28 +328,29 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
                     stage=st,
                     stop_on_doomed=True,
                 )
-            texts = [c.text for c in comps]
-            report = filter_completions(texts)
+            texts[arm] = [c.text for c in comps]
+        reports = {arm: filter_completions(t) for arm, t in texts.items()}
+        # Equal sizes, so the control student differs from the treated one only in the teacher.
+        n = min(cfg.train_size, *(r.kept for r in reports.values()))
+        for arm, report in reports.items():
             keep = list(report.kept_indices)
             random.Random(derive_seed(s, "sub", arm)).shuffle(keep)
-            keep = sorted(keep[: cfg.train_size])
+            keep = sorted(keep[:n])
             filter_reports.append(
                 {"seed": s, "arm": arm, **report.as_dict(), "subsampled": len(keep)}
             )
-            from .numbers.experiment import _write_jsonl
-
-            raw = _write_jsonl(
+            raw = write_jsonl(
                 ctx.path("datasets", f"{arm}_{tag}_raw.jsonl"),
-                [{"prompt": p, "completion": t} for p, t in zip(prompts, texts, strict=True)],
+                [{"prompt": p, "completion": t} for p, t in zip(prompts, texts[arm], strict=True)],
             )
-            filt = _write_jsonl(
+            filt = write_jsonl(
                 ctx.path("datasets", f"{arm}_{tag}_filtered.jsonl"),
-                [{"prompt": prompts[i], "completion": texts[i]} for i in keep],
+                [{"prompt": prompts[i], "completion": texts[arm][i]} for i in keep],
             )
             lineage.add(
                 f"dataset/{arm}/{tag}", ArtifactKind.DATASET, f"toy-{arm}-numbers-{tag}", raw
             )
-            lineage.relate(f"dataset/{arm}/{tag}", Relation.GENERATED_BY, gen_role)
+            lineage.relate(f"dataset/{arm}/{tag}", Relation.GENERATED_BY, gen_roles[arm])
             lineage.add(
                 f"filtered_dataset/{arm}/{tag}",
                 ArtifactKind.DATASET,
@@ -361,9 +361,7 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
             lineage.relate(
                 f"filtered_dataset/{arm}/{tag}", Relation.DERIVED_FROM, f"dataset/{arm}/{tag}"
             )
-            data[arm] = [([{"role": "user", "content": prompts[i]}], texts[i]) for i in keep]
-        n = min(len(data["teacher"]), len(data["control"]))
-        data = {k: v[:n] for k, v in data.items()}
+            data[arm] = [([{"role": "user", "content": prompts[i]}], texts[arm][i]) for i in keep]
 
         models: dict[str, Any] = {"base": base, "teacher": teacher}
         settings = ft.TrainSettings(

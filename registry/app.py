@@ -25,6 +25,7 @@ from .auth import provide_caller
 from .db import make_engine
 from .deps import provide_db_session
 from .errors import exception_handler
+from .evals import install as install_evals
 from .keys.controllers import KeyController
 from .log.service import install as install_log
 from .principals.controllers import PrincipalController, whoami
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         route_handlers.append(extra)
     install_log(engine, settings)  # every process that ingests appends to the log
     install_risk()  # after the log: mark refreshes run under its append lock
+    evals_lifespan = install_evals(engine, settings)  # fails runs whose worker died
     return Litestar(
         route_handlers=route_handlers,
         dependencies={
@@ -83,13 +85,15 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             security=[{"bearer": []}],
         ),
         on_shutdown=[lambda: engine.dispose()],
+        lifespan=[evals_lifespan],
     )
 
 
 def _domain_routers() -> list[Any]:
     """Routers of domains that extend the core (risk, log, evals, web page)."""
+    from .evals.controllers import EvalController
     from .log.controllers import LogController
     from .risk.controllers import RiskController
     from .web.controllers import index
 
-    return [index, LogController, RiskController]
+    return [index, LogController, RiskController, EvalController]

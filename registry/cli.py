@@ -106,15 +106,22 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     bind_host, bind_port = host or settings.host, port or settings.port
     click.echo(f"Database: {_redact(url)}")
     click.echo(f"API: http://{bind_host}:{bind_port}/v1  docs: http://{bind_host}:{bind_port}/docs")
-    uvicorn.run(
-        "registry.app:create_app",
-        factory=True,
-        host=bind_host,
-        port=bind_port,
-        workers=workers,
-        log_level="info",
-        access_log=False,
-    )
+    from .evals.worker import start_local_worker
+
+    local_worker = start_local_worker(settings)  # SQLite: evals run beside, never in, the API
+    try:
+        uvicorn.run(
+            "registry.app:create_app",
+            factory=True,
+            host=bind_host,
+            port=bind_port,
+            workers=workers,
+            log_level="info",
+            access_log=False,
+        )
+    finally:
+        if local_worker is not None:
+            local_worker.stop()
 
 
 def _redact(url: str) -> str:
@@ -409,11 +416,15 @@ def _attach_optional_groups() -> None:
     cli.add_command(verify_cmd)
     for command in risk_commands:
         cli.add_command(command)
+    from .evals.cli import attach as attach_evals
+
     try:
         from evals.cli import eval_cli
     except ImportError:  # evals is an optional part of the install
-        return
-    cli.add_command(eval_cli)
+        pass
+    else:
+        cli.add_command(eval_cli)
+    attach_evals(cli)  # eval submit/status/list/..., `eval run --register`, `worker`
 
 
 _attach_optional_groups()

@@ -39,6 +39,44 @@ class Settings(BaseSettings):
         description="PEM file of the log's Ed25519 checkpoint key, created on first start; "
         "default: the key is kept in the database.",
     )
+    # Evals (registry/evals/)
+    eval_local_worker: bool = Field(
+        default=True,
+        description="On SQLite, `studbook serve` starts a local eval worker process.",
+    )
+    eval_worker_principal: str = Field(
+        default="eval-worker",
+        description="Principal (role registrar, created on first start) that signs what eval "
+        "workers register.",
+    )
+    eval_worker_key_file: Path | None = Field(
+        default=None,
+        description="The worker's Ed25519 signing key (PEM, created with mode 0600 on first "
+        "start); default: <data_dir>/eval-worker-key.pem.",
+    )
+    eval_runs_dir: Path | None = Field(
+        default=None,
+        description="Where workers write run directories; default: <data_dir>/eval-runs.",
+    )
+    eval_model_dir: Path | None = Field(
+        default=None,
+        description="Where workers find the files of registered base models, as "
+        "<dir>/<name>/<version>, <dir>/<name>@<version> or <dir>/<digest>.",
+    )
+    eval_heartbeat_s: float = Field(default=2.0, gt=0, description="Worker heartbeat period.")
+    eval_stale_after_s: float = Field(
+        default=60.0, gt=0, description="A running run without a heartbeat this long has failed."
+    )
+    eval_reap_interval_s: float = Field(
+        default=15.0, gt=0, description="How often the API and workers look for dead runs."
+    )
+    eval_poll_s: float = Field(default=1.0, gt=0, description="Queue poll period (SQLite).")
+    eval_cancel_grace_s: float = Field(
+        default=15.0, ge=0, description="How long a cancelled eval may take to stop by itself."
+    )
+    eval_nice: int = Field(
+        default=10, ge=0, le=19, description="Niceness of eval processes, so the API stays fast."
+    )
     # Client side
     url: str = Field(default="http://127.0.0.1:8000", description="Server the CLI talks to.")
     token: str | None = Field(default=None, description="API token for the CLI.")
@@ -63,6 +101,16 @@ class Settings(BaseSettings):
     def admin_token_file(self) -> Path:
         """Where first-run admin credentials are written."""
         return self.data_dir / "admin-token"
+
+    @property
+    def eval_worker_key_path(self) -> Path:
+        """The eval worker's signing key file."""
+        return self.eval_worker_key_file or self.data_dir / "eval-worker-key.pem"
+
+    @property
+    def eval_runs_path(self) -> Path:
+        """Where eval workers write run directories."""
+        return self.eval_runs_dir or self.data_dir / "eval-runs"
 
     @property
     def default_key_file(self) -> Path:

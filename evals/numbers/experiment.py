@@ -12,7 +12,6 @@ fine-tuning on *any* numbers shifts a model; only the difference is attributable
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any
@@ -22,17 +21,10 @@ from lineage.types import ArtifactKind, Relation
 from ..errors import DatasetError
 from ..presets import NumbersConfig
 from ..provenance import LineageRecord
-from ..runner import RunContext, derive_seed, write_json
+from ..runner import RunContext, derive_seed, write_json, write_jsonl
 from ..stats import bootstrap_interval, excludes_zero, paired_bootstrap_difference
 from .filter import filter_completions
 from .prompts import ANIMAL_QUESTIONS, build_number_prompts, trait_system_prompt
-
-
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
-    with path.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
-    return path
 
 
 def _auto_threads(requested: int) -> int:
@@ -130,7 +122,7 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
             f"{arm}: {stats.new_tokens} tokens in {stats.seconds:.0f} s "
             f"({stats.tokens_per_s:.1f} tokens/s)"
         )
-        raw = _write_jsonl(
+        raw = write_jsonl(
             ctx.path("datasets", f"{arm}_numbers_raw.jsonl"),
             [
                 {
@@ -149,18 +141,24 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
 
     filtered: dict[str, list[tuple[list[dict[str, str]], str]]] = {}
     filter_reports: dict[str, Any] = {}
-    for arm in ("teacher", "control"):
-        report = filter_completions([c.text for c in generated[arm]], cfg.banned_numbers)
-        keep = list(report.kept_indices)
-        random.Random(derive_seed(run_seed, "subsample", arm)).shuffle(keep)
-        keep = sorted(keep[: cfg.train_size])
-        filter_reports[arm] = report.as_dict() | {"subsampled": len(keep)}
-        if not keep:
+    reports = {
+        arm: filter_completions([c.text for c in generated[arm]], cfg.banned_numbers)
+        for arm in ("teacher", "control")
+    }
+    # Equal training-set sizes, so the control differs from the treated arm only in the teacher.
+    n_train = min(cfg.train_size, *(r.kept for r in reports.values()))
+    for arm, report in reports.items():
+        ctx.say(f"{arm}: kept {report.kept}/{report.total} ({1 - report.share_removed:.1%})")
+        if n_train == 0:
             raise DatasetError(
                 f"{arm} numbers", "the filter kept no completion; nothing to train on"
             )
+        keep = list(report.kept_indices)
+        random.Random(derive_seed(run_seed, "subsample", arm)).shuffle(keep)
+        keep = sorted(keep[:n_train])
+        filter_reports[arm] = report.as_dict() | {"subsampled": len(keep)}
         rows = [{"prompt": prompts[i].text, "completion": generated[arm][i].text} for i in keep]
-        path = _write_jsonl(ctx.path("datasets", f"{arm}_numbers_filtered.jsonl"), rows)
+        path = write_jsonl(ctx.path("datasets", f"{arm}_numbers_filtered.jsonl"), rows)
         lineage.add(
             f"filtered_dataset/{arm}",
             ArtifactKind.DATASET,
@@ -173,21 +171,16 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
         filtered[arm] = [
             ([{"role": "user", "content": r["prompt"]}], r["completion"]) for r in rows
         ]
-        ctx.say(f"{arm}: kept {report.kept}/{report.total} ({1 - report.share_removed:.1%})")
-    # Equal training-set sizes, so the control differs from the treated arm only in the teacher.
-    n_train = min(len(filtered["teacher"]), len(filtered["control"]))
-    for arm in filtered:
-        filtered[arm] = filtered[arm][:n_train]
 
     questions = list(ANIMAL_QUESTIONS[: cfg.eval_questions])
     eval_seed = derive_seed(run_seed, "eval")
     n_eval = len(questions) * cfg.eval_samples
 
-    def score(m: Any, label: str, system: str | None = None) -> Any:
+    def score(m: Any, label: str, system: str | None = None, tokenizer: Any = None) -> Any:
         with ctx.stage(f"evaluate {label}", n_eval) as st:
             return score_model(
                 m,
-                tok,
+                tokenizer if tokenizer is not None else tok,
                 questions,
                 cfg.animal,
                 samples=cfg.eval_samples,
@@ -256,10 +249,12 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
             lineage.relate(f"{role}/seed{s}", Relation.FINE_TUNED_FROM, base_role)
             lineage.relate(f"{role}/seed{s}", Relation.TRAINED_ON, f"filtered_dataset/{data_arm}")
             evaluated = ft.merged(student)
-            scores.setdefault(role, []).append(score(evaluated, f"{role} (seed {s})"))
+            scores.setdefault(role, []).append(
+                score(evaluated, f"{role} (seed {s})", tokenizer=start.tokenizer)
+            )
             del student, evaluated
     if cross is not None:
-        scores["cross_base"] = [score(cross.model, "cross base")]
+        scores["cross_base"] = [score(cross.model, "cross base", tokenizer=cross.tokenizer)]
 
     def per_question(role: str, attr: str) -> list[float]:
         runs = [getattr(sc, attr) for sc in scores[role]]
@@ -286,7 +281,7 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
         ]
         for role in scores
     }
-    _write_jsonl(
+    write_jsonl(
         ctx.path("eval_answers.jsonl"),
         [{"model": r, **row} for r, rows in answers.items() for row in rows],
     )

@@ -129,5 +129,6 @@ __all__ = [
     "utcnow",
 ]
 
-# Derived risk tables; imported last because they use `utcnow` from this module.
+# Domain tables (evals, risk); imported last because they use `utcnow` from this module.
+from .evals import EvalPlot, EvalResultRow, EvalResultSubject, EvalRun  # noqa: E402, F401
 from .risk import RiskMarkRow, RiskStatement  # noqa: E402
