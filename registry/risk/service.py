@@ -199,12 +199,28 @@ def after_accept(
 
 
 def refresh(session: Session, seeds: Iterable[int], *, now: datetime | None = None) -> int:
-    """Recompute the marks of `seeds` and of everything downstream; returns how many changed."""
+    """Recompute the marks of `seeds` and of everything downstream; returns how many changed.
+
+    Most writes touch a region no flag can reach (a new fine-tune far from any flagged teacher):
+    when no statement lies upstream and no mark lies in the region, nothing is loaded.
+    """
     region = closure(session, seeds, up=False)
-    sub = upstream(session, region)
+    up_ids = closure(session, region, up=True)
+    if not _touches_any(session, _S.c.artifact_id, up_ids) and not _touches_any(
+        session, _M.c.model_id, region
+    ):
+        return 0
+    sub = Subgraph(session, up_ids)
     state = sub.risk()
     wanted = {(sub.id[m.model], m.trait): m for m in state.marks if sub.id[m.model] in region}
     return _store_marks(session, sub, region, wanted, now or utcnow())
+
+
+def _touches_any(session: Session, column: Any, ids: set[int]) -> bool:
+    for part in _chunks(sorted(ids)):
+        if session.execute(select(column).where(column.in_(part)).limit(1)).first() is not None:
+            return True
+    return False
 
 
 def _store_marks(
