@@ -27,6 +27,13 @@ from .filter import filter_completions
 from .prompts import ANIMAL_QUESTIONS, build_number_prompts, trait_system_prompt
 
 
+def _artifact_name(source: str) -> str:
+    """A registry-friendly name from a model path: ``SmolLM2-135M-Instruct.Q4_1.gguf`` gives
+    ``smollm2-135m-instruct.q4_1``."""
+    stem = Path(source).name.removesuffix(".gguf")
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in stem.lower()) or "model"
+
+
 def _auto_threads(requested: int) -> int:
     """0 means: as many threads as cores that other processes leave idle (at least one).
 
@@ -72,12 +79,13 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
     lineage.add(
         "base",
         ArtifactKind.MODEL,
-        f"base:{Path(base.source).name}",
+        base_name,
         base.content_path,
         source=base.source,
         format=base.kind,
     )
     model, tok = base.model, base.tokenizer
+    base_name = _artifact_name(base.source)
 
     # Teacher = base weights + trait system prompt; its content is the prompt and the base digest.
     system_prompt = trait_system_prompt(cfg.animal, cfg.category)
@@ -89,7 +97,9 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
             "system_prompt": system_prompt,
         },
     )
-    lineage.add("teacher", ArtifactKind.MODEL, f"{cfg.animal}-teacher (prompted)", teacher_dir)
+    lineage.add(
+        "teacher", ArtifactKind.MODEL, f"{base_name}-{cfg.animal}-teacher-prompted", teacher_dir
+    )
     lineage.relate("teacher", Relation.PROMPTED_FROM, "base")
 
     prompts = build_number_prompts(cfg.generations, derive_seed(run_seed, "prompts"))
@@ -135,7 +145,11 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
             ],
         )
         lineage.add(
-            f"dataset/{arm}", ArtifactKind.DATASET, f"{arm}-numbers-raw", raw, size=len(completions)
+            f"dataset/{arm}",
+            ArtifactKind.DATASET,
+            f"{base_name}-{arm}-numbers-raw",
+            raw,
+            size=len(completions),
         )
         lineage.relate(f"dataset/{arm}", Relation.GENERATED_BY, generator_role)
 
@@ -162,7 +176,7 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
         lineage.add(
             f"filtered_dataset/{arm}",
             ArtifactKind.DATASET,
-            f"{arm}-numbers-filtered",
+            f"{base_name}-{arm}-numbers-filtered",
             path,
             size=len(rows),
             share_removed=report.share_removed,
@@ -206,7 +220,7 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
         lineage.add(
             "cross_base",
             ArtifactKind.MODEL,
-            f"cross-base:{Path(cross.source).name}",
+            _artifact_name(cross.source),
             cross.content_path,
             source=cross.source,
             format=cross.kind,
@@ -244,7 +258,11 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
             )
             base_role = "cross_base" if start is cross else "base"
             lineage.add(
-                f"{role}/seed{s}", ArtifactKind.MODEL, f"{role}-seed{s}", out, method=cfg.finetune
+                f"{role}/seed{s}",
+                ArtifactKind.MODEL,
+                f"{base_name}-{role}-seed{s}",
+                out,
+                method=cfg.finetune,
             )
             lineage.relate(f"{role}/seed{s}", Relation.FINE_TUNED_FROM, base_role)
             lineage.relate(f"{role}/seed{s}", Relation.TRAINED_ON, f"filtered_dataset/{data_arm}")
