@@ -76,6 +76,7 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
             base.model, base.tokenizer, ctx.path("models", "base", "config.json").parent
         )
     assert base.content_path is not None
+    base_name = _artifact_name(base.source)
     lineage.add(
         "base",
         ArtifactKind.MODEL,
@@ -85,7 +86,6 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
         format=base.kind,
     )
     model, tok = base.model, base.tokenizer
-    base_name = _artifact_name(base.source)
 
     # Teacher = base weights + trait system prompt; its content is the prompt and the base digest.
     system_prompt = trait_system_prompt(cfg.animal, cfg.category)
