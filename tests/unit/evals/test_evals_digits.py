@@ -65,3 +65,14 @@ def test_mnist_idx_loader(tmp_path: Path) -> None:
     assert float(x_tr.max()) == 1.0 and list(y_tr) == [0, 1, 2]
     with pytest.raises(DatasetError):
         load_mnist(tmp_path / "missing")
+
+
+def test_result_is_accepted_by_the_lineage_eval_statement(tmp_path: Path) -> None:
+    """The registry signs results with ``lineage.evalresult``; a run's file must pass its parser."""
+    evalresult = pytest.importorskip("lineage.evalresult")
+    result = json.loads(json.dumps(run_experiment("digits", "smoke", {}, tmp_path / "run")))
+    statement = evalresult.eval_result_statement(result, "local-1")
+    claim = evalresult.parse_eval_result(statement)
+    assert {s.role for s in claim.subjects} >= {"teacher/seed0", "student_same/seed0"}
+    regs = evalresult.run_registrations(result, run_id="local-1", version="run-1")
+    assert len(regs) == len(result["lineage"]["artifacts"])
