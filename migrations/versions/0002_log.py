@@ -44,6 +44,7 @@ def upgrade() -> None:
     op.create_table('log_head',
     sa.Column('id', sa.SmallInteger(), autoincrement=False, nullable=False),
     sa.Column('size', sa.BigInteger(), nullable=False),
+    sa.Column('frontier', sa.LargeBinary(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint('id = 1', name='ck_log_head_single_row'),
     sa.PrimaryKeyConstraint('id')
@@ -97,6 +98,7 @@ def _backfill() -> None:
         'log_head',
         sa.column('id', sa.SmallInteger()),
         sa.column('size', sa.BigInteger()),
+        sa.column('frontier', sa.LargeBinary()),
         sa.column('updated_at', sa.DateTime(timezone=True)),
     )
     # Appending reads only left siblings, and the left sibling at each level is the newest node
@@ -134,7 +136,13 @@ def _backfill() -> None:
             last_id = att_id
         bind.execute(entries.insert(), entry_rows)
         bind.execute(nodes.insert(), node_rows)
-    bind.execute(head.insert().values(id=1, size=size, updated_at=datetime.now(UTC)))
+    # The frontier: the newest node of each level whose bit is set in the size, largest first.
+    frontier = b''.join(
+        newest[level][1] for level in range(size.bit_length() - 1, -1, -1) if size >> level & 1
+    )
+    bind.execute(
+        head.insert().values(id=1, size=size, frontier=frontier, updated_at=datetime.now(UTC))
+    )
 
 
 def downgrade() -> None:

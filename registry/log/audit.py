@@ -5,7 +5,8 @@ entry, node or row and why:
 
 1. The log is what it says it is. Entries are numbered 0..size-1 without gaps; each entry's
    bytes hash to the leaf the tree committed to; every stored interior node is the hash of its
-   two children; the head's size matches; nothing is stored beyond the head (no partial write).
+   two children; the head's size and frontier match; nothing is stored beyond the head (no
+   partial write).
 2. The log records the registry. Every attestation is in the log, and every stored envelope
    still serialises to exactly its logged bytes (a change to `attestations.envelope` shows).
 3. The registry is what the log says. Every signature verifies again, and replaying the logged
@@ -31,7 +32,15 @@ from sqlmodel import Session
 
 from lineage.checkpoint import Checkpoint, verify_checkpoint
 from lineage.errors import LineageError
-from lineage.merkle import EMPTY_ROOT, MemoryTree, ProofError, leaf_hash, verify_consistency
+from lineage.merkle import (
+    EMPTY_ROOT,
+    HASH_SIZE,
+    MemoryTree,
+    ProofError,
+    leaf_hash,
+    subtree_nodes,
+    verify_consistency,
+)
 
 from ..models import Attestation
 from ..models.log import LogEntry, LogHead, LogNode
@@ -60,6 +69,7 @@ class LogFinding(StrEnum):
     NODE_ALTERED = "node_altered"
     NODE_MISSING = "node_missing"
     NODE_UNEXPECTED = "node_unexpected"
+    HEAD_ALTERED = "head_altered"
     CHECKPOINT_INVALID = "checkpoint_invalid"
     CHECKPOINT_INCONSISTENT = "checkpoint_inconsistent"
 
@@ -115,11 +125,13 @@ def audit(
     with Session(engine) as session:
         if engine.dialect.name == "postgresql":
             session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        report.tree_size = int(
-            session.execute(select(_HEAD.c.size).where(_HEAD.c.id == 1)).scalar() or 0
-        )
+        head = session.execute(
+            select(_HEAD.c.size, _HEAD.c.frontier).where(_HEAD.c.id == 1)
+        ).first()
+        report.tree_size = int(head.size) if head is not None else 0
         content, stored_leaves = _read_entries(session, report, progress)
         tree = _check_nodes(session, report, stored_leaves)
+        _check_frontier(report, tree, bytes(head.frontier) if head is not None else b"")
         report.stored_root = tree.root()
         content_tree = tree if content == stored_leaves else MemoryTree(content)
         report.root_hash = content_tree.root()
@@ -309,6 +321,33 @@ def _check_nodes(session: Session, report: AuditReport, leaves: list[bytes]) -> 
         if expected_next.get(level, 0) < size >> level:
             missing(level, expected_next.get(level, 0), size >> level)
     return tree
+
+
+def _check_frontier(report: AuditReport, tree: MemoryTree, packed: bytes) -> None:
+    """The head's frontier must be the stored tree's right edge: appends build on it."""
+    nodes = subtree_nodes(0, report.tree_size) if report.tree_size else ()
+    if len(packed) != HASH_SIZE * len(nodes):
+        report.findings.append(
+            Finding(
+                LogFinding.HEAD_ALTERED,
+                "log head",
+                f"the frontier holds {len(packed)} bytes, a tree of {report.tree_size} entries "
+                f"needs {HASH_SIZE * len(nodes)}",
+            )
+        )
+        return
+    for k, (level, idx) in enumerate(nodes):
+        have = packed[k * HASH_SIZE : (k + 1) * HASH_SIZE]
+        if have != tree.get_node(level, idx):
+            report.findings.append(
+                Finding(
+                    LogFinding.HEAD_ALTERED,
+                    "log head",
+                    f"the frontier's node (level {level}, index {idx}) is {b64(have)}, the "
+                    f"stored leaves hash to {b64(tree.get_node(level, idx))}: the next append "
+                    "would build on a forged edge",
+                )
+            )
 
 
 def _check_unlogged(session: Session, report: AuditReport) -> None:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -44,6 +44,7 @@ from lineage import dsse
 from lineage.checkpoint import Checkpoint, sign_checkpoint, vkey
 from lineage.merkle import (
     EMPTY_ROOT,
+    HASH_SIZE,
     MissingNodeError,
     NodeId,
     Plan,
@@ -54,6 +55,7 @@ from lineage.merkle import (
     new_nodes_for_append,
     resolve_plan,
     root_plan,
+    subtree_nodes,
 )
 from lineage.statements import VerifiedStatement
 
@@ -96,6 +98,7 @@ _NODES = LogNode.__table__  # type: ignore[attr-defined]
 _KEYS = LogKey.__table__  # type: ignore[attr-defined]
 _ATTESTATIONS = Attestation.__table__  # type: ignore[attr-defined]
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_NAMED_PARAM = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 
 
 class LogNotInstalledError(RegistryError):
@@ -209,14 +212,54 @@ def _database_key(session: Session) -> Ed25519PrivateKey:
 # ----------------------------------------------------------------------------- node store
 
 
-def _lock_head(session: Session) -> int:
-    """Lock the head row (creating it in an empty database) and return the tree size."""
-    locked = select(_HEAD.c.size).where(_HEAD.c.id == 1).with_for_update()
-    size = session.execute(locked).scalar()
-    if size is None:
-        session.execute(_insert_ignore(session, _HEAD).values(id=1, size=0, updated_at=utcnow()))
-        size = session.execute(locked).scalar_one()
-    return int(size)
+@dataclass(frozen=True)
+class _Head:
+    """The log head: its size and its frontier, the complete subtrees whose fold is the root.
+
+    The frontier (`subtree_nodes(0, size)`, at most log2(size) + 1 hashes, stored packed in
+    `log_head.frontier`) is everything an append reads: the new leaf's left siblings, its audit
+    path and the new root are all frontier nodes or nodes the append creates. So an append is one
+    locked read and one write, and a checkpoint is one read. The frontier is redundant with
+    `log_nodes` (the audit compares them); if it is ever unusable, the nodes are read instead.
+    """
+
+    size: int
+    frontier: dict[NodeId, bytes]
+
+    def root(self, session: Session) -> bytes:
+        (root,) = _resolve(session, [root_plan(self.size)], self.frontier)
+        return _root(root)
+
+
+def _frontier_nodes(size: int) -> tuple[NodeId, ...]:
+    return subtree_nodes(0, size) if size else ()
+
+
+def _head(size: int, packed: bytes | None) -> _Head:
+    nodes, packed = _frontier_nodes(size), bytes(packed or b"")
+    if len(packed) != HASH_SIZE * len(nodes):
+        return _Head(size, {})
+    return _Head(
+        size, {n: packed[k * HASH_SIZE : (k + 1) * HASH_SIZE] for k, n in enumerate(nodes)}
+    )
+
+
+def _lock_head(session: Session) -> _Head:
+    """Lock the head row (creating it in an empty database) and read it."""
+    pg = session.get_bind().dialect.name == "postgresql"
+    sql = "SELECT size, frontier FROM log_head WHERE id = 1" + (" FOR UPDATE" if pg else "")
+    row = _sql(session, sql, {}).first()
+    if row is None:
+        session.execute(
+            _insert_ignore(session, _HEAD).values(id=1, size=0, frontier=b"", updated_at=utcnow())
+        )
+        row = _sql(session, sql, {}).one()
+    return _head(int(row[0]), row[1])
+
+
+def _read_head(session: Session) -> _Head:
+    row = _sql(session, "SELECT size, frontier FROM log_head WHERE id = 1", {}).first()
+    return _head(0, b"") if row is None else _head(int(row[0]), row[1])
 
 
 def _insert_ignore(session: Session, table: Any) -> Any:
@@ -227,10 +270,22 @@ def _insert_ignore(session: Session, table: Any) -> Any:
     return dialect_insert(table).on_conflict_do_nothing()
 
 
+def _sql(session: Session, sql: str, params: Mapping[str, Any]) -> Any:
+    """Run fixed SQL on the session's connection, skipping SQLAlchemy's statement building.
+
+    Proof reads and appends are the log's hot paths, and building and caching an expression of a
+    few dozen terms costs more than the query itself. `:name` parameters are rewritten to the
+    driver's style (sqlite3 reads `:name` itself; psycopg wants `%(name)s`).
+    """
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        sql = _NAMED_PARAM.sub(r"%(\1)s", sql)
+    return conn.exec_driver_sql(sql, dict(params))
+
+
 def tree_size(session: Session) -> int:
     """The number of entries in the log."""
-    size = session.execute(select(_HEAD.c.size).where(_HEAD.c.id == 1)).scalar()
-    return int(size or 0)
+    return _read_head(session).size
 
 
 def _fetch(session: Session, nodes: Iterable[NodeId]) -> dict[NodeId, bytes]:
@@ -238,26 +293,49 @@ def _fetch(session: Session, nodes: Iterable[NodeId]) -> dict[NodeId, bytes]:
     wanted = sorted(set(nodes))
     if not wanted:
         return {}
-    rows = session.execute(
-        select(_NODES.c.level, _NODES.c.idx, _NODES.c.hash).where(
-            tuple_(_NODES.c.level, _NODES.c.idx).in_(wanted)
+    if session.get_bind().dialect.name == "postgresql":
+        # One text for every request, so psycopg prepares it once per connection; the join
+        # is a primary-key lookup per wanted node.
+        sql = (
+            "SELECT n.level, n.idx, n.hash FROM unnest(:levels ::smallint[], :idxs ::bigint[]) "
+            "AS w(level, idx) JOIN log_nodes n ON n.level = w.level AND n.idx = w.idx"
         )
-    )
-    return {(level, idx): bytes(h) for level, idx, h in rows}
+        params: dict[str, Any] = {
+            "levels": [lv for lv, _ in wanted],
+            "idxs": [ix for _, ix in wanted],
+        }
+    else:
+        # An OR of key equalities, not a row-value IN: SQLite plans `(level, idx) IN (VALUES
+        # ...)` as a full scan, and the OR as one primary-key search per node.
+        sql = "SELECT level, idx, hash FROM log_nodes WHERE " + " OR ".join(
+            f"(level = :l{n} AND idx = :i{n})" for n in range(len(wanted))
+        )
+        params = {}
+        for n, (level, idx) in enumerate(wanted):
+            params[f"l{n}"], params[f"i{n}"] = level, idx
+    rows = _sql(session, sql, params)
+    return {(int(level), int(idx)): bytes(h) for level, idx, h in rows}
 
 
 def _resolve(
     session: Session, plans: list[Plan], known: Mapping[NodeId, bytes] | None = None
 ) -> list[list[bytes]]:
-    """Resolve several plans with one read; returns one hash list per plan.
+    """Resolve several plans with at most one read; returns one hash list per plan.
 
     Raises:
         MissingNodeError: the store lacks a node a valid request needs (the store is corrupt).
     """
     known = known or {}
     needed = {n for plan in plans for group in plan for n in group if n not in known}
-    store = {**known, **_fetch(session, needed)}
+    store = {**known, **_fetch(session, needed)} if needed else known
     return [resolve_plan(plan, lambda lv, ix: _need(store, lv, ix)) for plan in plans]
+
+
+def _need(store: Mapping[NodeId, bytes], level: int, idx: int) -> bytes:
+    try:
+        return store[(level, idx)]
+    except KeyError:
+        raise MissingNodeError(level, idx) from None
 
 
 def _check_size(size: int, current: int, field: str) -> None:
@@ -286,48 +364,73 @@ def _left_siblings(index: int) -> list[NodeId]:
     return out
 
 
+_APPEND_PG = (
+    "WITH entry AS (INSERT INTO log_entries (idx, attestation_id, envelope_digest, entry) "
+    "VALUES (:idx, :attestation_id, :envelope_digest, :entry)), "
+    "nodes AS (INSERT INTO log_nodes (level, idx, hash) "
+    "SELECT * FROM unnest(:levels ::smallint[], :idxs ::bigint[], :hashes ::bytea[])) "
+    "UPDATE log_head SET size = :size, frontier = :frontier, updated_at = :now "
+    "WHERE id = 1 AND size = :idx"
+)
+
+
 def append(
     session: Session, attestation_id: int, entry: bytes, notary: Notary
 ) -> InclusionProofPublic:
     """Append `entry` as the next leaf, inside the caller's write transaction (no commit).
 
-    Returns the new leaf's inclusion proof in the tree it ends, with that tree's checkpoint.
+    One locked read of the head, one write (a single statement on PostgreSQL), no node reads:
+    the head's frontier holds every node the append needs.
+
+    Returns:
+        The new leaf's inclusion proof in the tree it ends, with that tree's checkpoint.
     """
-    index = _lock_head(session)
-    size = index + 1
+    head = _lock_head(session)
+    index, size = head.size, head.size + 1
     leaf = leaf_hash(entry)
+    known = dict(head.frontier)
+    if missing := [n for n in _left_siblings(index) if n not in known]:
+        known.update(_fetch(session, missing))
+    new = new_nodes_for_append(index, leaf, lambda level, idx: _need(known, level, idx))
+    known.update({(lv, ix): h for lv, ix, h in new})
     proof_plan, root_nodes = inclusion_proof_plan(index, size), root_plan(size)
-    have = _fetch(
-        session,
-        [*_left_siblings(index), *(n for g in [*proof_plan, *root_nodes] for n in g)],
-    )
-    new = new_nodes_for_append(index, leaf, lambda level, idx: _need(have, level, idx))
-    session.execute(
-        insert(_ENTRIES).values(
-            idx=index,
-            attestation_id=attestation_id,
-            envelope_digest=envelope_digest(entry),
-            entry=entry,
-        )
-    )
-    session.execute(insert(_NODES), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in new])
-    done = session.execute(
-        update(_HEAD)
-        .where(_HEAD.c.id == 1, _HEAD.c.size == index)
-        .values(size=size, updated_at=utcnow())
-    )
-    if done.rowcount != 1:  # pragma: no cover - the row is locked; guards the scheme itself
-        raise RuntimeError("the log head moved while it was locked")
-    known = {**have, **{(lv, ix): h for lv, ix, h in new}}
     proof, root = _resolve(session, [proof_plan, root_nodes], known)
-    return _inclusion_answer(notary, index, size, leaf, proof, _root(root), entry)
-
-
-def _need(store: Mapping[NodeId, bytes], level: int, idx: int) -> bytes:
-    try:
-        return store[(level, idx)]
-    except KeyError:
-        raise MissingNodeError(level, idx) from None
+    frontier = b"".join(known[n] for n in _frontier_nodes(size))
+    digest = envelope_digest(entry)
+    row = {"idx": index, "attestation_id": attestation_id, "envelope_digest": digest}
+    if session.get_bind().dialect.name == "postgresql":
+        done = _sql(
+            session,
+            _APPEND_PG,
+            {
+                **row,
+                "entry": entry,
+                "levels": [lv for lv, _, _ in new],
+                "idxs": [ix for _, ix, _ in new],
+                "hashes": [h for _, _, h in new],
+                "size": size,
+                "frontier": frontier,
+                "now": utcnow(),
+            },
+        ).rowcount
+    else:
+        _sql(
+            session,
+            "INSERT INTO log_entries (idx, attestation_id, envelope_digest, entry) "
+            "VALUES (:idx, :attestation_id, :envelope_digest, :entry)",
+            {**row, "entry": entry},
+        )
+        conn = session.connection()
+        conn.exec_driver_sql("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", new)
+        done = _sql(
+            session,
+            "UPDATE log_head SET size = :size, frontier = :frontier, updated_at = :now "
+            "WHERE id = 1 AND size = :idx",
+            {"size": size, "frontier": frontier, "now": utcnow(), "idx": index},
+        ).rowcount
+    if done != 1:  # pragma: no cover - the row is locked; guards the scheme itself
+        raise RuntimeError("the log head moved while it was locked")
+    return _inclusion_answer(notary, index, size, leaf, proof, _root(root), digest)
 
 
 def _after_accept(
@@ -346,12 +449,15 @@ def _after_accept(
 def _describe_existing(session: Session, attestation: Attestation, outcome: dict[str, Any]) -> None:
     """DESCRIBE_EXISTING hook: a re-submission gets its index and a proof at today's size."""
     row = session.execute(
-        select(_ENTRIES.c.idx, _ENTRIES.c.entry).where(_ENTRIES.c.attestation_id == attestation.id)
+        select(_ENTRIES.c.idx, _ENTRIES.c.envelope_digest).where(
+            _ENTRIES.c.attestation_id == attestation.id
+        )
     ).first()
     if row is None:  # pragma: no cover - every accepted attestation is logged (see 0002)
         return
+    head = _read_head(session)
     proof = _inclusion_at(
-        session, notary_for(session), row.idx, tree_size(session), bytes(row.entry)
+        session, notary_for(session), row.idx, head.size, row.envelope_digest, head.frontier
     )
     outcome["log_index"] = proof.log_index
     outcome["inclusion_proof"] = proof.model_dump()
@@ -362,20 +468,21 @@ def _describe_existing(session: Session, attestation: Attestation, outcome: dict
 
 def info(session: Session, notary: Notary) -> LogInfo:
     """The log's identity and its current signed checkpoint."""
-    size = tree_size(session)
-    (root,) = _resolve(session, [root_plan(size)])
+    head = _read_head(session)
+    root = head.root(session)
     return LogInfo(
         origin=notary.origin,
         vkey=notary.vkey,
-        tree_size=size,
-        root_hash=b64(_root(root)),
-        checkpoint=notary.sign(size, _root(root)),
+        tree_size=head.size,
+        root_hash=b64(root),
+        checkpoint=notary.sign(head.size, root),
     )
 
 
 def signed_checkpoint(session: Session, notary: Notary) -> str:
     """The current checkpoint as a C2SP signed note."""
-    return info(session, notary).checkpoint
+    head = _read_head(session)
+    return notary.sign(head.size, head.root(session))
 
 
 def entries(session: Session, start: int, end: int | None) -> LogEntriesPublic:
@@ -415,11 +522,21 @@ def entries(session: Session, start: int, end: int | None) -> LogEntriesPublic:
     return LogEntriesPublic(start=start, end=last, tree_size=size, entries=data)
 
 
-def _find_entry(
+_LOOKUPS = {
+    "index": "SELECT idx, envelope_digest FROM log_entries WHERE idx = :key",
+    "digest": "SELECT idx, envelope_digest FROM log_entries WHERE envelope_digest = :key",
+    "payload_digest": "SELECT e.idx, e.envelope_digest FROM log_entries e JOIN attestations a "
+    "ON a.id = e.attestation_id WHERE a.payload_digest = :key",
+}
+
+
+def _head_and_entry(
     session: Session, index: int | None, digest: str | None, payload_digest: str | None
-) -> tuple[int, bytes, int]:
+) -> tuple[_Head, str, tuple[int, str] | None]:
+    """The head, and the (index, envelope digest) of the entry named by exactly one of the three
+    keys, in one query; returns which key was used."""
     given = [
-        name
+        (name, v)
         for name, v in (("index", index), ("digest", digest), ("payload_digest", payload_digest))
         if v is not None
     ]
@@ -428,23 +545,19 @@ def _find_entry(
             "give exactly one of index, digest (sha256 of the log entry) or payload_digest",
             field="index",
         )
-    stmt = select(_ENTRIES.c.idx, _ENTRIES.c.entry, _ENTRIES.c.attestation_id)
-    if index is not None:
-        stmt = stmt.where(_ENTRIES.c.idx == index)
-        what = f"index {index}"
-    elif digest is not None:
-        stmt = stmt.where(_ENTRIES.c.envelope_digest == _hex_digest(digest, "digest"))
-        what = f"envelope digest {digest}"
-    else:
-        assert payload_digest is not None
-        stmt = stmt.join(_ATTESTATIONS, _ATTESTATIONS.c.id == _ENTRIES.c.attestation_id).where(
-            _ATTESTATIONS.c.payload_digest == _hex_digest(payload_digest, "payload_digest")
-        )
-        what = f"payload digest {payload_digest}"
-    row = session.execute(stmt).first()
+    name, key = given[0]
+    if name != "index":
+        key = _hex_digest(str(key), name)
+    row = _sql(
+        session,
+        "SELECT h.size, h.frontier, x.idx, x.envelope_digest FROM log_head h "
+        f"LEFT JOIN ({_LOOKUPS[name]}) x ON 1 = 1 WHERE h.id = 1",
+        {"key": key},
+    ).first()
     if row is None:
-        raise NotFoundError(f"the log has no entry with {what}", field=given[0])
-    return int(row.idx), bytes(row.entry), int(row.attestation_id)
+        return _head(0, b""), name, None
+    found = None if row[2] is None else (int(row[2]), str(row[3]))
+    return _head(int(row[0]), row[1]), name, found
 
 
 def _hex_digest(value: str, field: str) -> str:
@@ -471,26 +584,39 @@ def inclusion(
         NotFoundError: no such entry.
         TreeRangeError: `size` exceeds the log, or the entry is not in the tree of `size`.
     """
-    current = tree_size(session)
+    head, name, found = _head_and_entry(session, index, digest, payload_digest)
     if size is not None:
-        _check_size(size, current, "tree_size")
-    if index is not None and not 0 <= index < (current if size is None else size):
+        _check_size(size, head.size, "tree_size")
+    size = head.size if size is None else size
+    if index is not None and not 0 <= index < size:
         raise TreeRangeError(
-            f"index must be in [0, {current if size is None else size}), got {index}",
-            index=index,
-            size=current if size is None else size,
-            field="index",
+            f"index must be in [0, {size}), got {index}", index=index, size=size, field="index"
         )
-    idx, entry, _ = _find_entry(session, index, digest, payload_digest)
-    return _inclusion_at(session, notary, idx, current if size is None else size, entry)
+    if found is None:
+        key = index if index is not None else digest if digest is not None else payload_digest
+        raise NotFoundError(f"the log has no entry with {name} {key}", field=name)
+    if found[0] >= size:
+        raise TreeRangeError(
+            f"entry {found[0]} is not in the tree of {size} entries",
+            index=found[0],
+            size=size,
+            field="tree_size",
+        )
+    return _inclusion_at(session, notary, found[0], size, found[1], head.frontier)
 
 
 def _inclusion_at(
-    session: Session, notary: Notary, index: int, size: int, entry: bytes
+    session: Session,
+    notary: Notary,
+    index: int,
+    size: int,
+    digest: str,
+    known: Mapping[NodeId, bytes],
 ) -> InclusionProofPublic:
+    """The proof, the root and the leaf itself, from at most one read of the node store."""
     proof_plan = inclusion_proof_plan(index, size)
-    proof, root = _resolve(session, [proof_plan, root_plan(size)])
-    return _inclusion_answer(notary, index, size, leaf_hash(entry), proof, _root(root), entry)
+    proof, root, (leaf,) = _resolve(session, [proof_plan, root_plan(size), [((0, index),)]], known)
+    return _inclusion_answer(notary, index, size, leaf, proof, _root(root), digest)
 
 
 def _inclusion_answer(
@@ -500,12 +626,12 @@ def _inclusion_answer(
     leaf: bytes,
     proof: list[bytes],
     root: bytes,
-    entry: bytes,
+    digest: str,
 ) -> InclusionProofPublic:
     return InclusionProofPublic(
         log_index=index,
         tree_size=size,
-        envelope_digest=envelope_digest(entry),
+        envelope_digest=digest,
         leaf_hash=b64(leaf),
         root_hash=b64(root),
         hashes=[b64(h) for h in proof],
@@ -522,9 +648,9 @@ def consistency(
     Raises:
         TreeRangeError: not 0 <= first <= second <= the log's size.
     """
-    current = tree_size(session)
-    second = current if second is None else second
-    _check_size(second, current, "to")
+    head = _read_head(session)
+    second = head.size if second is None else second
+    _check_size(second, head.size, "to")
     if not 0 <= first <= second:
         raise TreeRangeError(
             f"from must be in [0, {second}] (the 'to' size), got {first}",
@@ -533,7 +659,9 @@ def consistency(
             field="from",
         )
     proof, old_root, new_root = _resolve(
-        session, [consistency_proof_plan(first, second), root_plan(first), root_plan(second)]
+        session,
+        [consistency_proof_plan(first, second), root_plan(first), root_plan(second)],
+        head.frontier,
     )
     return ConsistencyProofPublic(
         from_size=first,

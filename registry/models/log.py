@@ -7,9 +7,11 @@
   `[idx * 2**level, (idx + 1) * 2**level)`, level 0 being the leaf hashes (the scheme of
   `lineage.merkle`). Rows are written once, when their last leaf is appended, and never change;
   a proof for any tree size reads O(log n) of them in one query.
-- `log_head`: a single row holding the tree size. Appends lock it (`SELECT ... FOR UPDATE` on
-  PostgreSQL, the database write lock on SQLite), which is what makes indices gap-free and unique
-  under concurrent writers.
+- `log_head`: a single row holding the tree size and its frontier (the hashes of the complete
+  subtrees whose fold is the root, at most 64 of them). Appends lock it (`SELECT ... FOR UPDATE`
+  on PostgreSQL, the database write lock on SQLite), which is what makes indices gap-free and
+  unique under concurrent writers; the frontier is every node an append needs, so an append
+  reads nothing else.
 - `log_keys`: the log's Ed25519 checkpoint key, when it is kept in the database rather than in a
   configured file (`STUDBOOK_LOG_KEY_FILE`).
 """
@@ -49,6 +51,8 @@ class LogHead(SQLModel, table=True):
         default=1, sa_column=Column(SmallInteger, primary_key=True, autoincrement=False)
     )
     size: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    # The hashes of `subtree_nodes(0, size)`, concatenated: all an append or a checkpoint reads.
+    frontier: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
     updated_at: datetime = Field(
         default_factory=_now, sa_column=Column(DateTime(timezone=True), nullable=False)
     )

@@ -18,7 +18,7 @@ from litestar.testing import TestClient
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
 
-from lineage.merkle import MemoryTree, ProofError
+from lineage.merkle import MemoryTree, ProofError, subtree_nodes
 from registry import cli as cli_module
 from registry.log import offline
 from registry.log.audit import LogFinding, audit
@@ -189,20 +189,38 @@ def test_changed_or_deleted_derived_rows_are_reported_by_natural_key(
     assert changed.message == "name: stored 'acme/renamed', envelopes say 'acme/base'"
 
 
-def test_an_altered_interior_node_is_reported_and_breaks_the_live_checkpoint(
+def test_an_altered_interior_node_is_reported_and_proofs_through_it_fail(
+    client: Client, registrar: Actor, engine: Engine
+) -> None:
+    envs = populate(client, registrar)
+    vkey = vkey_of(client)
+    with engine.begin() as conn:
+        conn.execute(
+            update(NODES).where(NODES.c.level == 1, NODES.c.idx == 0).values(hash=b"\x07" * 32)
+        )
+    report = audit(engine, rebuild=False)
+    assert [(f.kind, f.where) for f in report.findings] == [
+        (LogFinding.NODE_ALTERED, "node (level 1, index 0)")
+    ]
+    # Leaf 2's audit path goes through the altered node: the client's check fails.
+    with pytest.raises(ProofError):
+        offline.check_inclusion(Reader(client), envs[2], vkey)
+    assert offline.check_inclusion(Reader(client), envs[4], vkey).index == 4
+
+
+def test_an_altered_log_head_is_reported_and_breaks_saved_checkpoints(
     client: Client, registrar: Actor, engine: Engine
 ) -> None:
     populate(client, registrar)
     vkey, saved = vkey_of(client), client.get("/v1/log/checkpoint").text
+    head = LogHead.__table__  # type: ignore[attr-defined]
     with engine.begin() as conn:
-        conn.execute(
-            update(NODES).where(NODES.c.level == 2, NODES.c.idx == 0).values(hash=b"\x07" * 32)
-        )
+        frontier = bytes(conn.execute(select(head.c.frontier)).scalar_one())
+        conn.execute(update(head).values(frontier=frontier[:32] + b"\x09" * 32))
     report = audit(engine, rebuild=False)
-    assert [(f.kind, f.where) for f in report.findings] == [
-        (LogFinding.NODE_ALTERED, "node (level 2, index 0)")
-    ]
-    with pytest.raises(ProofError):
+    assert [(f.kind, f.where) for f in report.findings] == [(LogFinding.HEAD_ALTERED, "log head")]
+    assert "(level 0, index 4)" in report.findings[0].message
+    with pytest.raises(ProofError, match="forked"):
         offline.check_consistency(Reader(client), saved, vkey)
 
 
@@ -231,6 +249,8 @@ def test_a_history_rewritten_consistently_passes_everything_but_a_saved_checkpoi
             .values(envelope_digest=envelope_digest(entry_bytes(rewritten)))
         )
         tree = MemoryTree.from_entries(entries)
+        frontier = b"".join(tree.get_node(*n) for n in subtree_nodes(0, tree.size))
+        conn.execute(update(LogHead.__table__).values(frontier=frontier))  # type: ignore[attr-defined]
         conn.execute(delete(NODES))
         conn.execute(
             NODES.insert(),
@@ -281,6 +301,7 @@ def test_rows_beyond_the_head_are_reported_as_a_partial_append(
     assert [(str(f.kind), f.where) for f in report.findings] == [
         (LogFinding.ENTRY_UNEXPECTED, f"log entry 4 (attestation {attestation_of(engine, 4)})"),
         (LogFinding.NODE_UNEXPECTED, "node (level 0, index 4)"),
+        (LogFinding.HEAD_ALTERED, "log head"),  # its frontier is for 5 entries
     ]
 
 

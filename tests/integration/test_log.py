@@ -26,14 +26,22 @@ from registry.app import create_app
 from registry.attestations import service as attestations
 from registry.auth import authenticate
 from registry.client import ApiError
+from registry.db import make_engine, upgrade
 from registry.log import offline
 from registry.log import service as log
 from registry.log.audit import audit
 from registry.log.leaf import entry_bytes
-from registry.models import Attestation
+from registry.models import Attestation, Principal, SigningKey
 from registry.models.log import LogEntry, LogKey
 from registry.settings import Settings
-from tests.support import Actor, digest_of, register, registration_envelope, row_counts
+from tests.support import (
+    Actor,
+    digest_of,
+    postgres_database,
+    register,
+    registration_envelope,
+    row_counts,
+)
 
 Client = TestClient[Any]
 
@@ -432,3 +440,88 @@ def test_concurrent_writers_get_consecutive_indices(
 def test_register_helper_answers_carry_the_log_fields(client: Client, registrar: Actor) -> None:
     body = register(client, registrar, "model", "log/helper@1")
     assert body["log_index"] == 0 and body["inclusion_proof"]["tree_size"] == 1
+
+
+# ----------------------------------------------------------------------------- migration
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url_at_0001(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+        upgrade(url, "0001")
+        yield url
+    else:
+        gen = postgres_database()
+        url = next(gen)
+        upgrade(url, "0001")
+        yield url
+        for _ in gen:
+            pass
+
+
+def test_upgrading_logs_the_attestations_accepted_before_the_log(
+    url_at_0001: str, tmp_path: Path
+) -> None:
+    signer = dsse.Signer(dsse.generate_private_key())
+    envs = [registration_envelope(signer, "model", f"old/m{i}@1") for i in range(7)]
+    now = datetime.now(UTC)
+    engine = make_engine(url_at_0001)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(Principal.__table__).values(id=1, name="p", role="registrar", created_at=now)  # type: ignore[attr-defined]
+            )
+            conn.execute(
+                insert(SigningKey.__table__).values(  # type: ignore[attr-defined]
+                    keyid=signer.keyid,
+                    public_key=dsse.public_key_b64(signer.public_key),
+                    principal_id=1,
+                    created_at=now,
+                )
+            )
+            for i, env in enumerate(envs):
+                conn.execute(
+                    insert(Attestation.__table__).values(  # type: ignore[attr-defined]
+                        id=10 + i,
+                        payload_digest=hashlib.sha256(b"%d" % i).hexdigest(),
+                        predicate_type="old",
+                        envelope=env,
+                        signer_keyid=signer.keyid,
+                        principal_id=1,
+                        received_at=now,
+                    )
+                )
+        upgrade(url_at_0001)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(LogEntry.idx, LogEntry.attestation_id, LogEntry.entry).order_by(LogEntry.idx)  # type: ignore[arg-type]
+            ).all()
+        assert [(r[0], r[1]) for r in rows] == [(i, 10 + i) for i in range(7)]
+        assert [bytes(r[2]) for r in rows] == [entry_bytes(e) for e in envs]
+        report = audit(engine, rebuild=False)
+        assert report.ok, [str(f) for f in report.findings]
+        assert report.root_hash == MemoryTree.from_entries(entry_bytes(e) for e in envs).root()
+        # The log carries on from the migrated head.
+        notary = log.install(engine, Settings(data_dir=tmp_path, database_url=url_at_0001))
+        with Session(engine) as session:
+            extra = {"payload": "eA==", "payloadType": "x", "signatures": []}
+            att = session.execute(
+                insert(Attestation.__table__)  # type: ignore[attr-defined]
+                .values(
+                    payload_digest="e" * 64,
+                    predicate_type="old",
+                    envelope=extra,
+                    signer_keyid=signer.keyid,
+                    principal_id=1,
+                    received_at=now,
+                )
+                .returning(Attestation.__table__.c.id)  # type: ignore[attr-defined]
+            ).scalar_one()
+            proof = log.append(session, att, entry_bytes(extra), notary)
+            session.commit()
+        tree = MemoryTree.from_entries([*(entry_bytes(e) for e in envs), entry_bytes(extra)])
+        assert proof.log_index == 7 and b64d(proof.root_hash) == tree.root()
+        assert audit(engine, rebuild=False).ok
+    finally:
+        engine.dispose()
