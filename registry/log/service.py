@@ -394,8 +394,10 @@ def append(
     new = new_nodes_for_append(index, leaf, lambda level, idx: _need(known, level, idx))
     known.update({(lv, ix): h for lv, ix, h in new})
     proof_plan, root_nodes = inclusion_proof_plan(index, size), root_plan(size)
+    if missing_nodes := {n for g in [*proof_plan, *root_nodes] for n in g} - known.keys():
+        known.update(_fetch(session, missing_nodes))  # only when the head's frontier was unusable
     proof, root = _resolve(session, [proof_plan, root_nodes], known)
-    frontier = b"".join(known[n] for n in _frontier_nodes(size))
+    frontier = b"".join(_need(known, *n) for n in _frontier_nodes(size))
     digest = envelope_digest(entry)
     row = {"idx": index, "attestation_id": attestation_id, "envelope_digest": digest}
     if session.get_bind().dialect.name == "postgresql":

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -32,7 +32,7 @@ from registry.log import service as log
 from registry.log.audit import audit
 from registry.log.leaf import entry_bytes
 from registry.models import Attestation, Principal, SigningKey
-from registry.models.log import LogEntry, LogKey
+from registry.models.log import LogEntry, LogHead, LogKey
 from registry.settings import Settings
 from tests.support import (
     Actor,
@@ -307,6 +307,22 @@ def test_stored_proofs_equal_recomputation_at_random_sizes(
             assert b64d(c.to_root) == tree.root(size)
 
     check()
+
+
+def test_an_unusable_frontier_is_read_from_the_nodes_and_rewritten(
+    client: Client, registrar: Actor, engine: Engine
+) -> None:
+    entries = build_log(client, registrar, 6)
+    with engine.begin() as conn:
+        conn.execute(update(LogHead.__table__).values(frontier=b""))  # type: ignore[attr-defined]
+    assert (
+        b64d(client.get("/v1/log").json()["root_hash"]) == MemoryTree.from_entries(entries).root()
+    )
+    entries += build_log(client, registrar, 1, prefix="log/next")
+    tree = MemoryTree.from_entries(entries)
+    assert b64d(client.get("/v1/log").json()["root_hash"]) == tree.root()
+    report = audit(engine, rebuild=False)
+    assert report.ok, [str(f) for f in report.findings]
 
 
 # ----------------------------------------------------------------------------- checkpoints, key
