@@ -184,21 +184,31 @@ def _file_key(path: Path) -> Ed25519PrivateKey:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         key = dsse.generate_private_key()
-        try:  # O_EXCL: two processes starting together keep the first one's key
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written whole under a temporary name, then linked into place: link refuses to replace,
+        # so two processes starting together keep the first one's key, and nobody reads half.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(dsse.private_key_pem(key))
+        try:
+            os.link(tmp, path)
         except FileExistsError:
             pass
         else:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(dsse.private_key_pem(key))
             return key
+        finally:
+            tmp.unlink()
     return dsse.load_private_key(path.read_bytes())
 
 
 def _database_key(session: Session) -> Ed25519PrivateKey:
-    begin_write(session)
-    _lock_head(session)
-    pem = session.execute(select(_KEYS.c.private_key).order_by(_KEYS.c.id.desc())).scalar()
+    newest = select(_KEYS.c.private_key).order_by(_KEYS.c.id.desc())
+    pem = session.execute(newest).scalar()
+    if pem is None:  # first start: create it under the head lock, so replicas agree on one key
+        session.rollback()
+        begin_write(session)
+        _lock_head(session)
+        pem = session.execute(newest).scalar()
     if pem is None:
         key = dsse.generate_private_key()
         pem = dsse.private_key_pem(key).decode("ascii")
