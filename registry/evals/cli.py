@@ -292,8 +292,8 @@ def _add_register_to_run(group: click.Group) -> None:
             kwargs["out_dir"] = str(default_out_dir(kwargs.get("experiment", "run")))
         answer = run_callback(**kwargs)
         if register:
-            ctx = click.get_current_context().find_object(_cli().Ctx)
-            register_run_dir(ctx, Path(kwargs["out_dir"]), None, None)
+            obj = click.get_current_context().find_root().obj  # the CLI's client context
+            register_run_dir(obj, Path(kwargs["out_dir"]), None, None)
         return answer
 
     run.callback = callback
