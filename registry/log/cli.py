@@ -40,6 +40,8 @@ def _guard(fn: Any, *args: Any, **kw: Any) -> Any:
         _fail(str(exc), 2 if exc.status == 0 else 1)
     except LineageError as exc:
         _fail(f"verification FAILED: {exc.message}")
+    except (KeyError, TypeError, ValueError) as exc:  # an answer without the fields we check
+        _fail(f"verification FAILED: the server's answer is malformed ({exc!r})")
 
 
 def _vkey(obj: Any, given: str | None) -> str:

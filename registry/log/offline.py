@@ -71,12 +71,12 @@ def _text(body: Any) -> str:
     return body.decode("utf-8") if isinstance(body, bytes) else str(body)
 
 
-def _hash(value: Any, what: str) -> bytes:
+def _hashes(values: Any, proof: str) -> list[bytes]:
+    """Decode a proof's base64 hashes; lengths are checked by the verification itself."""
     try:
-        raw = base64.b64decode(str(value).encode("ascii"), validate=True)
+        return [base64.b64decode(str(v).encode("ascii"), validate=True) for v in values]
     except (binascii.Error, UnicodeEncodeError) as exc:
-        raise ProofError(f"{what} is not base64: {exc}", proof="inclusion") from exc
-    return raw
+        raise ProofError(f"a {proof} proof hash is not base64: {exc}", proof=proof) from exc
 
 
 def live_checkpoint(
@@ -108,7 +108,7 @@ def check_consistency(reader: LogReader, saved_note: str, vkey: str) -> Consiste
             field="tree_size",
         )
     body = reader.get("/v1/log/proof/consistency", **{"from": old.size, "to": new.size})
-    proof = [_hash(h, "proof hash") for h in body["hashes"]]
+    proof = _hashes(body["hashes"], "consistency")
     verify_consistency(old.size, new.size, old.root_hash, new.root_hash, proof)
     return ConsistencyCheck(old, new, new_note)
 
@@ -149,7 +149,7 @@ def check_inclusion(
             proof="inclusion",
             field="tree_size",
         )
-    proof = [_hash(h, "proof hash") for h in body["hashes"]]
+    proof = _hashes(body["hashes"], "inclusion")
     verify_inclusion(leaf_hash(entry), index, size, proof, checkpoint.root_hash)
     return InclusionCheck(index, digest, checkpoint, note)
 

@@ -25,6 +25,7 @@ import pytest
 from sqlalchemy import func, select
 
 from lineage import dsse
+from lineage.checkpoint import verify_checkpoint
 from lineage.statements import registration_statement, sign_statement
 from lineage.types import ArtifactKind, ArtifactRef, ParentLink, Registration, Relation
 from registry.client import Client
@@ -162,6 +163,9 @@ def test_sigkill_during_bulk_ingest_loses_nothing_acknowledged(
         engine.dispose()
 
     # The command-line verifier agrees, against the restarted server.
+    fetched = run_cli(server, "log", "checkpoint", "--vkey", vkey, "--out", str(tmp_path / "cp"))
+    assert fetched.returncode == 0, fetched.stderr
+    assert verify_checkpoint((tmp_path / "cp").read_text(), vkey).size == final.tree_size
     env, index = next(iter(ingest.accepted.values()))
     envelope_file = tmp_path / "envelope.json"
     envelope_file.write_text(json.dumps(env))
