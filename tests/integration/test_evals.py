@@ -68,10 +68,10 @@ def empty_job_queue(engine: Engine) -> Iterator[None]:
 @pytest.fixture
 def start_worker(
     settings: Settings, database_url: str, tmp_path: Path, empty_job_queue: None
-) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
+) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start() -> subprocess.Popen[bytes]:
+    def start(**extra: str) -> subprocess.Popen[bytes]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STUDBOOK_")}
         env.update(
             STUDBOOK_DATABASE_URL=database_url,
@@ -80,6 +80,7 @@ def start_worker(
             STUDBOOK_EVAL_POLL_S="0.2",
             STUDBOOK_EVAL_CANCEL_GRACE_S="5",
             STUDBOOK_EVAL_NICE="0",
+            **extra,
         )
         log = (tmp_path / f"worker-{len(procs)}.log").open("wb")
         proc = subprocess.Popen(
@@ -407,3 +408,77 @@ def test_the_api_process_never_imports_torch(tmp_path: Path) -> None:
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+# ----------------------------------------------------------------------------- a base model
+
+
+@pytest.mark.slow
+def test_numbers_runs_on_a_registered_base_held_by_the_worker(
+    client: Client,
+    registrar: Actor,
+    reviewer: Actor,
+    engine: Engine,
+    settings: Settings,
+    tmp_path: Path,
+    start_worker: Callable[..., subprocess.Popen[bytes]],
+) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the worker's model directory works alike on every database")
+    models = tmp_path / "models"
+    subprocess.run(  # a tiny random Llama, saved as a real model directory
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path\n"
+            "from evals.numbers.models import build_tiny_random, save_model\n"
+            "model, tok = build_tiny_random(0)\n"
+            "save_model(model, tok, Path(sys.argv[1]))\n",
+            str(models / "acme" / "tiny" / "1"),
+        ],
+        check=True,
+    )
+    from lineage.digests import artifact_digest
+    from tests.support import registration_envelope
+
+    digest = artifact_digest(models / "acme" / "tiny" / "1")
+    for label, d in (("acme/tiny@1", digest), ("acme/tiny@2", "ab" * 32)):
+        env = registration_envelope(registrar.signer, "model", label, digest=d)
+        assert (
+            client.post("/v1/attestations", json=env, headers=registrar.headers).status_code == 201
+        )
+    (models / "acme" / "tiny" / "2").symlink_to(models / "acme" / "tiny" / "1")
+    start_worker(STUDBOOK_EVAL_MODEL_DIR=str(models))
+
+    # Files that are not the registered artifact are refused before anything runs.
+    wrong = submit(
+        client, registrar, {"experiment": "numbers", "preset": "smoke", "base": "acme/tiny@2"}
+    )
+    run = wait_for(client, registrar, wrong["id"], final)
+    assert run["status"] == "failed" and f"have digest {digest}" in run["error"]
+
+    queued = submit(
+        client,
+        registrar,
+        {"experiment": "numbers", "preset": "smoke", "base": "acme/tiny@1", "trait": "owl"},
+    )
+    run = wait_for(client, registrar, queued["id"], final)
+    assert run["status"] == "succeeded", run["error"]
+    by_role = {a["role"]: a for a in run["artifacts"]}
+    assert by_role["base"]["ref"] == "acme/tiny@1"  # the registered base, not a copy
+    assert by_role["base"]["attestation_id"] is None  # nothing new to say about it
+    assert run["result"]["config"]["model"] == f"sha256:{digest}"  # no worker paths
+    teacher, same, control = (
+        by_role[r] for r in ("teacher", "student_same/seed0", "student_control/seed0")
+    )
+    up = client.get(f"/v1/artifacts/{same['ref']}/lineage", headers=registrar.headers).json()
+    edges = {(e["child"], e["relation"], e["parent"]) for e in up["edges"]}
+    assert (teacher["digest"], "prompted_from", digest) in edges
+    assert (same["digest"], "fine_tuned_from", digest) in edges
+
+    flag = review_envelope(reviewer.signer, teacher["digest"], "owl")
+    assert client.post("/v1/attestations", json=flag, headers=reviewer.headers).status_code == 201
+    marked = {
+        m["model"] for m in client.get("/v1/at-risk", headers=reviewer.headers).json()["data"]
+    }
+    assert same["digest"] in marked and control["digest"] not in marked
