@@ -129,8 +129,9 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
         generated[arm] = completions
         gen_stats[arm] = stats.as_dict()
         ctx.say(
-            f"{arm}: {stats.new_tokens} tokens in {stats.seconds:.0f} s "
-            f"({stats.tokens_per_s:.1f} tokens/s)"
+            f"{arm}: {stats.sequences} completions in {stats.seconds:.0f} s "
+            f"({stats.sequences / max(stats.seconds, 1e-9):.2f}/s; {stats.new_tokens} tokens, "
+            f"{stats.stopped_early} stopped at the first token the filter must reject)"
         )
         raw = write_jsonl(
             ctx.path("datasets", f"{arm}_numbers_raw.jsonl"),
