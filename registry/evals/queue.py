@@ -72,7 +72,7 @@ def procrastinate_app(database_url: str | None = None) -> Any:
     return procrastinate.App(connector=procrastinate.PsycopgConnector(**kwargs))
 
 
-def _raw_connection(session: Session) -> Any:
+def _procrastinate_connection(session: Session) -> Any:
     """The psycopg connection under the session's transaction, with procrastinate's schema on
     its search path until the transaction ends."""
     session.execute(text(f"SET LOCAL search_path TO {SCHEMA}, public"))
@@ -90,7 +90,7 @@ def enqueue(session: Session, run_id: int) -> int | None:
         queue=QUEUE,
         lock=lock_name(run_id),
         queueing_lock=lock_name(run_id),
-        connection=_raw_connection(session),
+        connection=_procrastinate_connection(session),
     )
     return int(deferrer.defer(run_id=run_id))
 
@@ -100,7 +100,7 @@ def cancel_job(session: Session, job_id: int | None) -> None:
     if job_id is None or not is_postgres(session):
         return
     app = procrastinate_app()
-    app.job_manager.cancel_job_by_id(job_id, connection=_raw_connection(session))
+    app.job_manager.cancel_job_by_id(job_id, connection=_procrastinate_connection(session))
 
 
 def fail_job(session: Session, job_id: int | None) -> None:
@@ -108,7 +108,9 @@ def fail_job(session: Session, job_id: int | None) -> None:
     until a worker restarts and prunes the dead one (PostgreSQL)."""
     if job_id is None or not is_postgres(session):
         return
-    _raw_connection(session)  # the schema on the search path, for the function's own queries
+    _procrastinate_connection(
+        session
+    )  # the schema on the search path, for the function's own queries
     session.execute(
         text(
             "SELECT procrastinate_finish_job_v1(id, 'failed', false) FROM procrastinate_jobs "

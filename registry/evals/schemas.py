@@ -28,8 +28,10 @@ class EvalStatus(StrEnum):
 class EvalCreate(BaseModel):
     """A run to queue."""
 
-    experiment: str = Field(description="digits, toy-lm or numbers")
-    preset: str = Field(default="default", description="smoke, default, cpu or paper")
+    experiment: str = Field(max_length=40, description="digits, toy-lm or numbers")
+    preset: str = Field(
+        default="default", max_length=40, description="smoke, default, cpu or paper"
+    )
     overrides: dict[str, Any] = Field(
         default_factory=dict,
         description='Settings layered over the preset, e.g. {"seeds": 5}; validated by name '

@@ -13,8 +13,6 @@ run stays `running` after its worker died, whichever process notices first.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import socket
 from collections.abc import Iterable, Sequence
@@ -25,7 +23,6 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlmodel import Session
 
-from lineage.dsse import b64decode
 from lineage.evalresult import EVAL_RESULT_PREDICATE, parse_eval_result
 from lineage.statements import VerifiedStatement
 from lineage.types import ArtifactKind
@@ -528,16 +525,6 @@ def results_for(session: Session, artifact: Artifact) -> EvalResultsPublic:
         data=data,
         count=len(data),
     )
-
-
-def statement_of(attestation: Attestation) -> dict[str, Any]:
-    """The statement inside a stored envelope."""
-    return dict(json.loads(b64decode(attestation.envelope["payload"], field="payload")))
-
-
-def png_digest(data: bytes) -> str:
-    """sha256 of a figure, as pinned in the eval-result statement."""
-    return hashlib.sha256(data).hexdigest()
 
 
 def _results_rows(session: Session) -> Any:

@@ -419,6 +419,7 @@ class Supervisor:
         t0 = time.perf_counter()
         result = json.loads((out_dir / "result.json").read_text())
         _pin_bases(result, spec)
+        self.timings.update(result.get("timings") or {})  # the experiment's own stages
         plot = _plot(result, out_dir)
         files = {"plot": {"path": result["files"]["plot"], "sha256": plot[0]}} if plot else {}
         artifacts, attestation_id = register_result(

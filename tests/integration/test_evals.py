@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,8 @@ def start_worker(
             STUDBOOK_EVAL_POLL_S="0.2",
             STUDBOOK_EVAL_CANCEL_GRACE_S="5",
             STUDBOOK_EVAL_NICE="0",
-            **extra,
         )
+        env.update(extra)
         log = (tmp_path / f"worker-{len(procs)}.log").open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "registry.cli", "worker"],
@@ -233,7 +234,10 @@ def test_a_digits_run_lands_signed_in_the_graph(
 
 
 def test_a_killed_worker_fails_its_run(
-    client: Client, registrar: Actor, start_worker: Callable[[], subprocess.Popen[bytes]]
+    client: Client,
+    registrar: Actor,
+    engine: Engine,
+    start_worker: Callable[[], subprocess.Popen[bytes]],
 ) -> None:
     worker = start_worker()
     queued = submit(client, registrar, {"experiment": "digits", "overrides": LONG})
@@ -245,6 +249,39 @@ def test_a_killed_worker_fails_its_run(
     assert run["status"] == "failed"
     assert f"process {worker.pid} is gone" in run["error"]
     assert run["finished_at"] is not None and run["result_attestation_id"] is None
+    if engine.dialect.name == "postgresql":  # its job is closed too, not left `doing`
+        with engine.connect() as conn:
+            status = conn.execute(
+                text("SELECT status FROM procrastinate.procrastinate_jobs WHERE id = :id"),
+                {"id": queued_job_id(engine, queued["id"])},
+            ).scalar_one()
+        assert status == "failed"
+
+
+def test_a_run_whose_worker_went_silent_fails(
+    client: Client, registrar: Actor, engine: Engine, empty_job_queue: None
+) -> None:
+    """A worker on another host cannot be checked by pid: its stale heartbeat tells."""
+    queued = submit(client, registrar, {"experiment": "digits", "preset": "smoke"})
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE eval_runs SET status = 'running', worker = 'gpu-7:99', "
+                "worker_host = 'gpu-7', worker_pid = 99, started_at = :at, heartbeat_at = :at "
+                "WHERE id = :id"
+            ),
+            {"id": queued["id"], "at": datetime.now(UTC) - timedelta(seconds=10)},
+        )
+    time.sleep(1.5)  # three passes of the API's reaper: 10 s of silence is within the limit
+    run = client.get(f"/v1/evals/{queued['id']}", headers=registrar.headers).json()
+    assert run["status"] == "running"
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE eval_runs SET heartbeat_at = :at WHERE id = :id"),
+            {"id": queued["id"], "at": datetime.now(UTC) - timedelta(seconds=31)},
+        )
+    run = wait_for(client, registrar, queued["id"], final)
+    assert run["status"] == "failed" and "gpu-7:99 stopped sending heartbeats" in run["error"]
 
 
 def test_a_killed_eval_process_fails_its_run(
@@ -257,18 +294,25 @@ def test_a_killed_eval_process_fails_its_run(
         pytest.skip("the worker's own supervision, the same on every database; SQLite suffices")
     worker = start_worker()
     queued = submit(client, registrar, {"experiment": "digits", "overrides": LONG})
-    wait_for(client, registrar, queued["id"], computing)
-    evals = subprocess.run(
-        ["pgrep", "-g", str(worker.pid), "-f", "registry.evals.child"],
-        capture_output=True,
-        text=True,
-    ).stdout.split()
+    deadline = time.monotonic() + TIMEOUT
+    while not (evals := eval_processes(worker)):  # as the kernel's OOM killer would, any time
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     assert len(evals) == 1
-    os.kill(int(evals[0]), signal.SIGKILL)
+    os.kill(evals[0], signal.SIGKILL)
     run = wait_for(client, registrar, queued["id"], final)
     assert run["status"] == "failed"
     assert "killed by signal SIGKILL" in run["error"]
     assert worker.poll() is None  # the worker itself carries on
+
+
+def eval_processes(worker: subprocess.Popen[bytes]) -> list[int]:
+    out = subprocess.run(
+        ["pgrep", "-g", str(worker.pid), "-f", "registry.evals.child"],
+        capture_output=True,
+        text=True,
+    )
+    return [int(pid) for pid in out.stdout.split()]
 
 
 # ----------------------------------------------------------------------------- cancelling
@@ -305,17 +349,20 @@ def test_cancelling_a_running_run(
     registrar: Actor,
     reviewer: Actor,
     engine: Engine,
-    start_worker: Callable[[], subprocess.Popen[bytes]],
+    start_worker: Callable[..., subprocess.Popen[bytes]],
 ) -> None:
-    start_worker()
+    start_worker(STUDBOOK_EVAL_CANCEL_GRACE_S="300")  # so only the eval's own stop is quick
     queued = submit(client, registrar, {"experiment": "digits", "overrides": LONG})
     wait_for(client, registrar, queued["id"], computing)
     other = make_actor(client, engine, "someone-else", Role.REGISTRAR)
     assert client.delete(f"/v1/evals/{queued['id']}", headers=other.headers).status_code == 403
+    asked = time.monotonic()
     r = client.delete(f"/v1/evals/{queued['id']}", headers=reviewer.headers)
     assert r.status_code == 202 and r.json()["cancel_requested"] is True
     run = wait_for(client, registrar, queued["id"], final)
     assert run["status"] == "cancelled" and run["error"] is None
+    assert time.monotonic() - asked < 60  # stopped at a progress report, not by the grace kill
+    assert any(s["done"] < s["total"] for s in run["progress"])
     assert client.delete(f"/v1/evals/{queued['id']}", headers=registrar.headers).status_code == 200
     assert (
         client.get(f"/v1/evals/{queued['id']}/plot", headers=registrar.headers).status_code == 404
