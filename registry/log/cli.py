@@ -125,6 +125,7 @@ def audit_cmd(
     (STUDBOOK_DATABASE_URL), not through the API."""
     from sqlmodel import Session
 
+    from ..app import create_app
     from ..db import make_engine
     from ..settings import get_settings
     from .audit import audit
@@ -133,6 +134,9 @@ def audit_cmd(
     settings = get_settings()
     engine = make_engine(settings.resolved_database_url)
     try:
+        # Install every domain exactly as a server does, so the replay applies each envelope
+        # with the same predicate handlers and hooks that accepted it.
+        create_app(settings, engine=engine)
         if vkey is None:
             with Session(engine) as session:
                 notary = stored_notary(session, settings)
