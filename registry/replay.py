@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from lineage import dsse
@@ -256,7 +257,7 @@ def _apply(target: Session, row: Any, verified: VerifiedStatement, where: str) -
             for hook in attestations.AFTER_ACCEPT:
                 if hook not in _EXEMPT:
                     hook(target, attestation, verified, outcome)
-    except (LineageError, RegistryError) as exc:
+    except (LineageError, RegistryError, SQLAlchemyError) as exc:  # e.g. a unique key clash
         return Finding(
             ReplayFinding.REPLAY_REFUSED,
             where,
