@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -149,3 +151,20 @@ def review_envelope(
     else:
         statement = flag_statement(artifact, trait, Severity(severity), reason, evidence)
     return sign_statement(statement, signer).to_json()
+
+
+def studbook(
+    env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    run_env = {k: v for k, v in env.items() if k != "cwd"}
+    out = subprocess.run(
+        [sys.executable, "-m", "registry.cli", *args],
+        cwd=env["cwd"],
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check:
+        assert out.returncode == 0, out.stdout + out.stderr
+    return out

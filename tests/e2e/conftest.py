@@ -135,3 +135,40 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
         srv.stop()
         for _ in databases:  # drops the PostgreSQL database
             pass
+
+
+# ----------------------------------------------------------------------------- the user's view
+
+
+@pytest.fixture(scope="module")
+def tour(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """`studbook serve` on SQLite in a fresh working folder, as a user runs it; the CLI's
+    environment (`STUDBOOK_URL`) and working folder, for `studbook()`."""
+    workdir = tmp_path_factory.mktemp("tour")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STUDBOOK_")}
+    env["STUDBOOK_URL"] = f"http://127.0.0.1:{port}"
+    log = (workdir / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "registry.cli", "serve", "--port", str(port)],
+        cwd=workdir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if httpx.get(env["STUDBOOK_URL"] + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, (workdir / "server.log").read_text()
+            assert time.time() < deadline, "server did not start"
+            time.sleep(0.2)
+        yield {"cwd": str(workdir), **env}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
