@@ -3,19 +3,25 @@
 An eval is CPU-heavy and long; the registry must keep ingesting at speed meanwhile. This starts a
 real `studbook serve` (SQLite: with its local worker, the default deployment; PostgreSQL: plus a
 `studbook worker` process on the same machine, the worst case of a worker sharing the API's
-host), then measures signed registrations per second through the HTTP API three times on fresh
-artifacts: idle, while a long digits eval runs (checked to be running from before the first
-request to after the last), and idle again. The eval is then cancelled, and a small one is run
-to the end to report how long an eval takes through the service.
+host), queues a long digits eval, and once it computes, measures signed registrations per second
+through the HTTP API in alternating windows on fresh artifacts: idle (the eval process paused
+with SIGSTOP, holding its memory but no CPU) and during the eval (resumed, and checked to make
+progress across the window). Alternating on one server cancels the drift of a shared machine
+that separate idle and busy runs would mix into the figure. The eval is then cancelled, and a
+small one is run to the end to report how long an eval takes through the service.
 
-    python bench/ingest_during_eval.py [--n 3000] [--clients 1,8] [--db sqlite,postgres]
+    python bench/ingest_during_eval.py [--n 1000] [--rounds 3] [--clients 1,8]
+        [--db sqlite,postgres] [--eval-nice N] [--no-small-eval]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
+import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -92,42 +98,76 @@ def _start_worker(srv: Running) -> subprocess.Popen[bytes] | None:
     )
 
 
-def run(db: str, n: int, clients: list[int]) -> None:
-    with server(db) as srv:
+def run(db: str, n: int, clients: list[int], rounds: int, nice: int | None, small: bool) -> None:
+    extra = {"STUDBOOK_EVAL_NICE": str(nice)} if nice is not None else None
+    with server(db, extra_env=extra) as srv:
         worker = _start_worker(srv)
         try:
-            _bench(srv, db, n, clients)
+            _bench(srv, db, n, clients, rounds, small)
         finally:
             if worker is not None:
                 worker.terminate()
                 worker.wait(60)
 
 
-def _bench(srv: Running, db: str, n: int, clients: list[int]) -> None:
+def _eval_process(srv: Running) -> int:
+    """The eval's own process (a child of the worker on this host)."""
+    out = subprocess.run(
+        ["pgrep", "-f", f"registry.evals.child {srv.data_dir.resolve()}"],
+        capture_output=True,
+        text=True,
+    )
+    pids = [int(p) for p in out.stdout.split()]
+    if len(pids) != 1:
+        raise RuntimeError(f"expected one eval process, found {pids}")
+    return pids[0]
+
+
+def _done(run: dict[str, Any]) -> int:
+    return sum(int(s["done"]) for s in run["progress"])
+
+
+def _bench(srv: Running, db: str, n: int, clients: list[int], rounds: int, small: bool) -> None:
     seed = 100
     for k in clients:
-        seed += 3
-        idle_before = _measure(srv, n, k, seed)
         run_id = _submit(srv, LONG_EVAL)
         _wait(srv, run_id, _computing)
-        load_before = os.getloadavg()[0]
-        during = _measure(srv, n, k, seed + 1)
-        load_after = os.getloadavg()[0]
-        still = _get(srv, f"/v1/evals/{run_id}")
-        if still["status"] != "running":
-            raise RuntimeError(f"the eval stopped during the measurement: {still['status']}")
-        httpx.delete(
-            srv.url + f"/v1/evals/{run_id}", headers={"Authorization": f"Bearer {srv.token}"}
-        )
-        _wait(srv, run_id, lambda r: r["status"] in ("cancelled", "failed", "succeeded"))
-        idle_after = _measure(srv, n, k, seed + 2)
-        idle = (idle_before + idle_after) / 2
+        pid = _eval_process(srv)
+        idle: list[float] = []
+        during: list[float] = []
+        loads: list[float] = []
+        try:
+            for _ in range(rounds):
+                os.kill(pid, signal.SIGSTOP)  # idle: the eval holds its memory, uses no CPU
+                seed += 1
+                idle.append(_measure(srv, n, k, seed))
+                os.kill(pid, signal.SIGCONT)
+                time.sleep(2)  # back up to speed
+                before = _done(_get(srv, f"/v1/evals/{run_id}"))
+                seed += 1
+                during.append(_measure(srv, n, k, seed))
+                loads.append(os.getloadavg()[0])
+                time.sleep(2.5)  # a heartbeat carries the progress made meanwhile
+                run = _get(srv, f"/v1/evals/{run_id}")
+                if run["status"] != "running" or _done(run) <= before:
+                    raise RuntimeError(f"the eval did not run during the measurement: {run}")
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+            httpx.delete(
+                srv.url + f"/v1/evals/{run_id}", headers={"Authorization": f"Bearer {srv.token}"}
+            )
+            _wait(srv, run_id, lambda r: r["status"] in ("cancelled", "failed", "succeeded"))
+        mi, md = statistics.median(idle), statistics.median(during)
         print(
-            f"{db:9s} {k} client(s): idle {idle_before:6.0f}/s and {idle_after:6.0f}/s, "
-            f"during an eval {during:6.0f}/s = {during / idle - 1:+.0%} "
-            f"(load average {load_before:.1f} -> {load_after:.1f})",
+            f"{db:9s} {k} client(s): idle {mi:6.0f}/s, during an eval {md:6.0f}/s = "
+            f"{md / mi - 1:+.0%}  (medians of {rounds} alternating windows of {n}; idle "
+            f"{', '.join(f'{x:.0f}' for x in idle)}; during {', '.join(f'{x:.0f}' for x in during)}"
+            f"; load average {min(loads):.1f}-{max(loads):.1f})",
             flush=True,
         )
+    if not small:
+        return
     run_id = _submit(srv, SMALL_EVAL)
     done = _wait(srv, run_id, lambda r: r["status"] in ("cancelled", "failed", "succeeded"))
     t = done["timings"]
@@ -142,16 +182,24 @@ def _bench(srv: Running, db: str, n: int, clients: list[int]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--n", type=int, default=3000, help="registrations per measurement")
+    ap.add_argument("--n", type=int, default=1000, help="registrations per window")
+    ap.add_argument("--rounds", type=int, default=3, help="idle/during window pairs")
     ap.add_argument("--clients", default="1,8")
     ap.add_argument("--db", default="sqlite,postgres")
+    ap.add_argument(
+        "--eval-nice", type=int, default=None, help="niceness of eval processes (default: 10)"
+    )
+    ap.add_argument(
+        "--no-small-eval", action="store_true", help="skip timing a small eval to the end"
+    )
     args = ap.parse_args()
     print(
         f"machine: {platform.machine()} {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f}"
     )
     for db in args.db.split(","):
-        run(db, args.n, [int(c) for c in args.clients.split(",")])
+        clients = [int(c) for c in args.clients.split(",")]
+        run(db, args.n, clients, args.rounds, args.eval_nice, not args.no_small_eval)
 
 
 if __name__ == "__main__":

@@ -304,7 +304,13 @@ class Supervisor:
             now = time.monotonic()
             if now >= next_beat:
                 next_beat = now + beat_every
-                cancel = self._beat()
+                # A database blip costs one beat; if the database stays away, the heartbeat
+                # goes stale and a reaper fails the run.
+                try:
+                    cancel = self._beat()
+                except OperationalError as exc:
+                    log.warning("run %s: heartbeat failed: %s", self.run_id, exc)
+                    cancel = False
                 if cancel and self.stop_reason is None:
                     self.stop_reason = "cancelled"
                 if self.should_stop() and self.stop_reason is None:
@@ -618,7 +624,11 @@ class Worker:
             with Session(self.engine) as session:
                 run_id = queue.next_queued(session)
             if run_id is not None:
-                self.process(run_id)
+                try:
+                    self.process(run_id)
+                except WorkerSetupError as exc:  # nothing can run until an operator fixes it
+                    log.error("cannot run evals: %s", exc.message)
+                    self.stopping.set()
                 continue
             if once:
                 return
@@ -681,6 +691,7 @@ def run_worker(
     )
     try:
         if postgres:
+            worker.identity  # noqa: B018  (a worker started for evals fails now if it cannot sign)
             worker.run_procrastinate(concurrency, once=once)
         else:
             _serve_table(worker, concurrency, once)
