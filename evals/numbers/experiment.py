@@ -390,7 +390,7 @@ def _verdict(
 
     def fmt(e: Any, pct: bool) -> str:
         lo, hi = e["ci95"]
-        f = (lambda v: f"{v:+.1%}") if pct else (lambda v: f"{v:+.4f}")
+        f = (lambda v: f"{v:+.1%}") if pct else (lambda v: f"{v:+.2e}")
         return f"{f(e['mean'])} (95% CI {f(lo)} to {f(hi)})" if lo is not None else f(e["mean"])
 
     figs = f"treated minus control student: rate {fmt(rate, True)}, likelihood {fmt(like, False)}"
