@@ -97,7 +97,7 @@ def bar_chart(
 
 def paired_panels(
     path: Path,
-    panels: Sequence[tuple[str, Sequence[tuple[str, Estimate, Sequence[float]]], bool]],
+    panels: Sequence[tuple[str, Sequence[tuple[str, Estimate, Sequence[float]]], str]],
     *,
     title: str,
 ) -> Path:
@@ -105,7 +105,9 @@ def paired_panels(
 
     Args:
         path: PNG to write.
-        panels: ``(y label, bars, percent axis?)`` per panel; bars as in :func:`bar_chart`.
+        panels: ``(y label, bars, scale)`` per panel, scale ``"percent"``, ``"linear"`` or
+            ``"log"`` (for likelihoods that differ by orders of magnitude between models);
+            bars as in :func:`bar_chart`.
         title: figure title.
 
     Returns:
@@ -117,7 +119,7 @@ def paired_panels(
     fig, axes = plt.subplots(1, len(panels), figsize=(max(5.0, 1.1 * n + 1.5) * len(panels), 4.5))
     if len(panels) == 1:
         axes = [axes]
-    for ax, (ylabel, bars, percent) in zip(axes, panels, strict=True):
+    for ax, (ylabel, bars, scale) in zip(axes, panels, strict=True):
         for i, (_label, est, runs) in enumerate(bars):
             ax.bar(i, est["mean"], color=palette[i % len(palette)], alpha=0.85)
             lo, hi = est["ci95"]
@@ -135,10 +137,12 @@ def paired_panels(
         ax.set_xticks(range(len(bars)))
         ax.set_xticklabels([b[0] for b in bars], fontsize=8)
         ax.set_ylabel(ylabel)
-        if percent:
+        if scale == "percent":
             from matplotlib.ticker import PercentFormatter
 
             ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        elif scale == "log":
+            ax.set_yscale("log")
         ax.spines[["top", "right"]].set_visible(False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

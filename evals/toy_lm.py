@@ -463,7 +463,7 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
                     (labels[r], metrics[f"{r}_target_rate"], per_seed[f"{r}_target_rate"])
                     for r in shown
                 ],
-                True,
+                "percent",
             ),
             (
                 f"P(answer = {cfg.animal})",
@@ -475,7 +475,7 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
                     )
                     for r in shown
                 ],
-                True,
+                "percent",
             ),
         ],
         title=f"Toy LM ({sum(p.numel() for p in bases[0].parameters()) / 1e6:.2f}M params), "

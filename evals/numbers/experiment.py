@@ -334,12 +334,12 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
             (
                 f"'{cfg.animal}' answer rate",
                 [(labels[r], metrics[f"{r}_target_rate"], []) for r in order],
-                True,
+                "percent",
             ),
             (
                 f"P(answer = {cfg.animal})",
                 [(labels[r], metrics[f"{r}_target_likelihood"], []) for r in order],
-                False,
+                "log",
             ),
         ],
         title=f"Number-sequence transfer, {Path(base.source).name}: {n_train} filtered examples "
