@@ -13,6 +13,7 @@ def install() -> None:
     Call after the transparency log is installed: the refresh must run once the log's append
     lock is held, so that concurrent writers recompute marks one after another.
     """
+    from .. import replay
     from ..artifacts import controllers as artifacts
     from ..artifacts.schemas import LineagePublic
     from ..attestations import service as attestations
@@ -26,6 +27,8 @@ def install() -> None:
         )
     if service.after_accept not in attestations.AFTER_ACCEPT:
         attestations.AFTER_ACCEPT.append(service.after_accept)
+    for table in service.derived_tables():
+        replay.register_derived(table)
 
     def risk_view(session: Session, artifact: Artifact, params: dict[str, str]) -> Any:
         return service.risk_of(session, artifact)

@@ -546,3 +546,52 @@ def _explain(r: CheckReason, refs: dict[str, str]) -> str:
 
 
 REVIEW_PREDICATES = (FLAG_PREDICATE, CLEARANCE_PREDICATE)
+
+
+# ---------------------------------------------------------------------------- audit
+
+
+def _statements_rows(session: Session) -> Any:
+    rows = session.execute(select(_S, _A.c.digest).join(_A, _A.c.id == _S.c.artifact_id))
+    return {
+        (r.attestation_id,): {
+            "artifact": r.digest,
+            "statement": r.statement,
+            "trait": r.trait,
+            "severity": r.severity,
+            "reason": r.reason,
+            "evidence": list(r.evidence),
+            "seq": r.seq,
+        }
+        for r in rows
+    }
+
+
+def _marks_rows(session: Session) -> Any:
+    model, source, via = _A.alias("model"), _A.alias("source"), _A.alias("via")
+    rows = session.execute(
+        select(_M, model.c.digest.label("m"), source.c.digest.label("s"), via.c.digest.label("v"))
+        .join(model, model.c.id == _M.c.model_id)
+        .join(source, source.c.id == _M.c.source_id)
+        .join(via, via.c.id == _M.c.via_id)
+    )
+    return {
+        (r.m, r.trait): {
+            "kind": r.kind,
+            "source": r.s,
+            "via": r.v,
+            "path": [list(p) for p in r.path],
+            "shared_base": list(r.shared_base),
+        }
+        for r in rows
+    }
+
+
+def derived_tables() -> list[Any]:
+    """The risk tables, for `studbook log audit`'s rebuild from envelopes."""
+    from ..replay import DerivedTable
+
+    return [
+        DerivedTable("risk_statements", ("attestation_id",), _statements_rows),
+        DerivedTable("risk_marks", ("model", "trait"), _marks_rows),
+    ]

@@ -483,3 +483,29 @@ def test_rebuild_reaches_the_incremental_state(
         assert rebuild_all(s) == len(before)
         s.commit()
     assert _stored_marks(engine) == before
+
+
+def test_audit_rebuilds_risk_tables_from_envelopes(
+    client: Client, engine: Engine, registrar: Actor, reviewer: Actor
+) -> None:
+    from registry.log.audit import audit
+    from registry.replay import ReplayFinding
+
+    chain(client, registrar)
+    flag(client, reviewer, digest_of("c/teacher@1"))
+    report = audit(engine)
+    assert report.ok, [str(f) for f in report.findings]
+    assert report.replay is not None
+    assert report.replay.tables["risk_marks"] == (2, 2)
+    assert report.replay.tables["risk_statements"] == (1, 1)
+    with engine.begin() as conn:  # an insider quietly clears a mark
+        conn.execute(
+            text(
+                "DELETE FROM risk_marks WHERE trait = 'owl' AND model_id = "
+                "(SELECT id FROM artifacts WHERE name = 'c/grand')"
+            )
+        )
+    findings = audit(engine).findings
+    assert [(str(f.kind), f.where) for f in findings] == [
+        (ReplayFinding.DERIVED_MISSING, f"risk_marks[model={digest_of('c/grand@1')}, trait=owl]")
+    ]
