@@ -50,12 +50,20 @@ def build_word_tokenizer(texts: Iterable[str]) -> Any:
     from transformers import PreTrainedTokenizerFast
 
     numbers = [str(i) for i in range(1000)]
-    words = sorted(w for w in words_of(texts) if not w.isdigit())
+    # The number filter's punctuation is always in, so a model can emit every accepted format.
+    words = sorted(w for w in words_of(texts) | set(",;.()[]") if not w.isdigit())
     specials = [PAD, UNK, BOS, EOS, *ROLE_TOKENS]
     vocab = {tok: i for i, tok in enumerate([*specials, *numbers, *words])}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[a-z]+|\d+|[^\sa-z\d]"), behavior="isolated")
+    # Whitespace only separates tokens: drop it first, then isolate words, numbers and single
+    # punctuation marks inside each chunk (``Split`` alone would keep the spaces as tokens).
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Split(Regex(r"[a-z]+|\d+|[^\sa-z\d]"), behavior="isolated"),
+        ]
+    )
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         pad_token=PAD,
