@@ -247,8 +247,9 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
     from .numbers import finetune as ft
     from .numbers.evaluate import score_model
     from .numbers.generate import sample
-    from .numbers.models import save_model
+    from .numbers.models import quiet_transformers, save_model
 
+    quiet_transformers()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     tok = build_tokenizer()

