@@ -116,7 +116,7 @@ def paired_panels(
     plt = _pyplot()
     palette = ["#8c8c8c", "#4c72b0", "#c44e52", "#dd8452", "#55a868", "#8172b3", "#937860"]
     n = max(len(p[1]) for p in panels)
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(5.0, 1.1 * n + 1.5) * len(panels), 4.5))
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(5.0, 0.8 * n + 1.5) * len(panels), 4.5))
     if len(panels) == 1:
         axes = [axes]
     for ax, (ylabel, bars, scale) in zip(axes, panels, strict=True):
