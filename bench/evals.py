@@ -22,9 +22,15 @@ Figures are wall time on whatever else the host is doing; the load average is pr
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 import os
 import time
 from typing import Any
+
+# `python bench/evals*.py` puts bench/ first on sys.path, where bench/evals.py would shadow the
+# `evals` package; the repository root goes first instead.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def _naive_generate(

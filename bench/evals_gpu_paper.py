@@ -12,11 +12,17 @@ utilisation sampled every 2 s by ``nvidia-smi`` during the run. ``--generations`
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 import shutil
 import subprocess
 import threading
 import time
 from typing import Any
+
+# `python bench/evals*.py` puts bench/ first on sys.path, where bench/evals.py would shadow the
+# `evals` package; the repository root goes first instead.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def _poll_utilisation(samples: list[tuple[float, float]], stop: threading.Event) -> None:
