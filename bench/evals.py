@@ -22,10 +22,10 @@ Figures are wall time on whatever else the host is doing; the load average is pr
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 # `python bench/evals*.py` puts bench/ first on sys.path, where bench/evals.py would shadow the

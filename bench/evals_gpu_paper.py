@@ -12,12 +12,12 @@ utilisation sampled every 2 s by ``nvidia-smi`` during the run. ``--generations`
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 import shutil
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 # `python bench/evals*.py` puts bench/ first on sys.path, where bench/evals.py would shadow the
