@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     eval_nice: int = Field(
         default=10, ge=0, le=19, description="Niceness of eval processes, so the API stays fast."
     )
+    eval_idle_priority: bool = Field(
+        default=True,
+        description="Run eval processes in Linux's idle scheduling class: they get the CPU time "
+        "the API and ingest leave, and all of it when those are idle.",
+    )
     # Client side
     url: str = Field(default="http://127.0.0.1:8000", description="Server the CLI talks to.")
     token: str | None = Field(default=None, description="API token for the CLI.")

@@ -4,7 +4,8 @@ A worker starts `python -m registry.evals.child SPEC FD` for each run, so that t
 eval's memory live in a process of their own, which the worker can stop, and whose death (out of
 memory, a signal) the worker sees as an exit status instead of dying with it. The process:
 
-- lowers its priority (`nice`), so that an API or ingest sharing the host keeps its speed;
+- lowers its priority (`nice`, and Linux's idle scheduling class unless disabled), so that an
+  API or ingest sharing the host keeps its speed;
 - reports on file descriptor FD, one JSON object a line: `{"t": "progress", "stage", "done",
   "total"}` and `{"t": "log", "msg"}`; its stdout and stderr go to the run's log file;
 - reads commands on stdin: `cancel` makes the next progress report raise `Cancelled`, and end of
@@ -139,6 +140,11 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.nice(int(spec.get("nice", 0)))
+    if spec.get("idle_priority") and hasattr(os, "SCHED_IDLE"):
+        # Niceness only ranks processes within one scheduling group (a login session, with
+        # autogroup); the idle class yields to everything else on the CPU it shares.
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     channel = _Channel(os.fdopen(int(argv[1]), "w", buffering=1))
     threading.Thread(target=channel.listen, name="worker-commands", daemon=True).start()
     return run(spec, channel)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +77,6 @@ _TAKES_TRAIT = {"numbers", "toy-lm"}
 
 
 def _now_utc(value: datetime) -> datetime:
-    from datetime import UTC
-
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
@@ -106,8 +104,11 @@ def _resolve_base(session: Session, ref: str | None, field: str) -> Artifact | N
     return art
 
 
-def _validate(session: Session, data: EvalCreate) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(overrides to store, resolved config to show), or a 4xx naming the field."""
+def _validate(
+    session: Session, data: EvalCreate
+) -> tuple[dict[str, Any], dict[str, Any], list[Artifact | None]]:
+    """(overrides to store, resolved config to show, [base, cross base]), or a 4xx naming the
+    field."""
     import evals
 
     if data.experiment not in evals.experiments():
@@ -140,10 +141,12 @@ def _validate(session: Session, data: EvalCreate) -> tuple[dict[str, Any], dict[
                 field=field,
             )
     shown = dict(overrides)
+    bases = []
     for key, field in (("model", "base"), ("cross_model", "cross_base")):
         art = _resolve_base(session, getattr(data, field), field)
         if art is not None:
             shown[key] = f"sha256:{art.digest}"
+        bases.append(art)
     try:
         config = evals.resolve_config(data.experiment, data.preset, shown)
     except evals.UnknownPresetError as exc:
@@ -154,7 +157,7 @@ def _validate(session: Session, data: EvalCreate) -> tuple[dict[str, Any], dict[
         raise BadRequestError(str(exc), field="overrides") from exc
     from evals.presets import config_as_dict
 
-    return overrides, config_as_dict(config)
+    return overrides, config_as_dict(config), bases
 
 
 def submit_run(session: Session, caller: Caller, data: EvalCreate) -> EvalRun:
@@ -166,9 +169,7 @@ def submit_run(session: Session, caller: Caller, data: EvalCreate) -> EvalRun:
         UnprocessableError: the base is not a registered model with weights.
     """
     require(caller, Role.REGISTRAR, Role.REVIEWER)
-    overrides, config = _validate(session, data)
-    base = _resolve_base(session, data.base, "base")
-    cross = _resolve_base(session, data.cross_base, "cross_base")
+    overrides, config, (base, cross) = _validate(session, data)
     session.rollback()  # the checks read; the write starts clean, with the write lock
     begin_write(session)
     run = EvalRun(

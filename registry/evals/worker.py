@@ -244,6 +244,7 @@ class Supervisor:
                 "preset": run.preset,
                 "overrides": dict(run.overrides),
                 "nice": self.settings.eval_nice,
+                "idle_priority": self.settings.eval_idle_priority,
             }
             for key, art_id in (("base", run.base_id), ("cross_base", run.cross_base_id)):
                 if art_id is not None:

@@ -42,6 +42,7 @@ def test_serve_alone_runs_an_eval_and_the_cli_follows_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("STUDBOOK_EVAL_NICE", "0")  # a test on a shared machine: no handicap
+    monkeypatch.setenv("STUDBOOK_EVAL_IDLE_PRIORITY", "false")
     data = tmp_path / "data"
     data.mkdir()
     srv = Server(data, f"sqlite:///{data / 'studbook.db'}")

@@ -80,7 +80,8 @@ def start_worker(
             STUDBOOK_EVAL_HEARTBEAT_S="0.5",
             STUDBOOK_EVAL_POLL_S="0.2",
             STUDBOOK_EVAL_CANCEL_GRACE_S="5",
-            STUDBOOK_EVAL_NICE="0",
+            STUDBOOK_EVAL_NICE="0",  # tests on a shared machine: no handicap
+            STUDBOOK_EVAL_IDLE_PRIORITY="false",
         )
         env.update(extra)
         log = (tmp_path / f"worker-{len(procs)}.log").open("wb")
