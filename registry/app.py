@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         route_handlers=route_handlers,
         dependencies={
             "db_session": Provide(provide_db_session),
-            "caller": Provide(provide_caller, sync_to_thread=True),
+            "caller": Provide(provide_caller),
         },
         exception_handlers={Exception: exception_handler, HTTPException: exception_handler},
         state=State({"engine": engine, "settings": settings}),

@@ -236,12 +236,25 @@ def apply_registration(
                 for link in new_links
             ],
         )
-    return {
+    outcome: dict[str, Any] = {
         "artifact_id": child_id,
         "edges_added": len(new_links),
         "created": existing is None,
         "new_edges": [(child_id, by_digest[link.digest].id, link.relation) for link in new_links],
     }
+    if existing is None:  # the answer needs no read-back: every column is known here
+        outcome["artifact"] = Artifact.model_construct(
+            id=child_id,
+            digest=art.digest,
+            kind=art.kind.value,
+            name=art.name,
+            version=art.version,
+            opaque=art.opaque,
+            metadata_=dict(reg.metadata),
+            attestation_id=attestation.id,
+            created_at=attestation.received_at,
+        )
+    return outcome
 
 
 def _digests_of(session: Session, ids: Sequence[int]) -> list[str]:
