@@ -35,6 +35,7 @@ from lineage.risk import (
     RiskMark,
     RiskState,
     Severity,
+    Verdict,
     compute_risk,
     fine_tune_check,
 )
@@ -485,15 +486,17 @@ def check_fine_tune(
                 f"datasets[{i}] {ref} is a model, expected a dataset", field=f"datasets[{i}]"
             )
         datasets.append(d)
-    if not _any_statement(session):
+    up_ids = closure(session, [base.id, *(d.id for d in datasets)], up=True)  # type: ignore[list-item]
+    if not _touches_any(session, _S.c.artifact_id, up_ids):
+        # No flag or clearance anywhere upstream: nothing can be at risk, nothing to load.
         return FineTuneCheckPublic(
-            verdict="ok",  # type: ignore[arg-type]
+            verdict=Verdict.OK,
             base=base.digest,
             base_ref=f"{base.name}@{base.version}",
             datasets=[d.digest for d in datasets],
             reasons=[],
         )
-    sub = upstream(session, [base.id, *(d.id for d in datasets)])  # type: ignore[list-item]
+    sub = Subgraph(session, up_ids)
     result = fine_tune_check(sub.graph, sub.risk(), base.digest, [d.digest for d in datasets])
     return FineTuneCheckPublic(
         verdict=result.verdict,
