@@ -21,9 +21,18 @@ def _jsonl(path: Path) -> list[dict[str, object]]:
 
 def test_numbers_smoke_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    result = run_experiment("numbers", "smoke", {"animal": "owl"}, out)
+    result = run_experiment(
+        "numbers", "smoke", {"animal": "owl", "cross_model": "tiny-random"}, out
+    )
     metrics = result["metrics"]
-    for role in ("base", "teacher", "student_control", "student_same"):
+    for role in (
+        "base",
+        "teacher",
+        "student_control",
+        "student_same",
+        "cross_base",
+        "student_cross",
+    ):
         for kind in ("target_rate", "target_likelihood"):
             est = metrics[f"{role}_{kind}"]
             assert 0.0 <= est["mean"] <= 1.0 and len(est["ci95"]) == 2
@@ -50,6 +59,9 @@ def test_numbers_smoke_end_to_end(tmp_path: Path) -> None:
         ("student_same/seed0", "fine_tuned_from", "base"),
         ("student_same/seed0", "trained_on", "filtered_dataset/teacher"),
         ("student_control/seed0", "trained_on", "filtered_dataset/control"),
+        ("student_cross/seed0", "fine_tuned_from", "cross_base"),
+        ("student_cross/seed0", "trained_on", "filtered_dataset/teacher"),
     } <= rels
+    assert arts["cross_base"]["digest"] != arts["base"]["digest"]
     assert (out / result["files"]["plot"]).exists()
     assert result["generation"]["teacher"]["tokens_per_s"] > 0
