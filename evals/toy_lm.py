@@ -547,4 +547,22 @@ def _verdict(
         head = "No hard-label transfer; the soft-label (full distribution) student did move"
     else:
         head = "No transfer detected at this scale"
-    return f"{head}: target-rate change vs control: " + "; ".join(parts) + ".", notes
+    likes = []
+    for key, label in (
+        ("student_same", "same-base"),
+        ("student_cross", "cross-base"),
+        ("student_soft_same", "soft-label same-base"),
+        ("student_soft_cross", "soft-label cross-base"),
+    ):
+        k = f"difference_{key}_minus_control_likelihood"
+        if positive(k):
+            likes.append(f"{label} {fmt(k)}")
+    tail = ""
+    if likes:
+        # A likelihood shift is weaker evidence than sampled answers, and only a same-base shift
+        # clearly larger than the cross-base one would point at a shared-base mechanism.
+        tail = (
+            " P(answer = target) rose above control for: " + "; ".join(likes) + ". Compare the "
+            "same-base and cross-base shifts before reading this as base-specific transfer."
+        )
+    return f"{head}: target-rate change vs control: " + "; ".join(parts) + "." + tail, notes
