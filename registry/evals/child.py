@@ -133,6 +133,22 @@ def run(spec: dict[str, Any], channel: _Channel) -> int:
     return EXIT_OK
 
 
+def _idle_priority() -> None:
+    """Yield the CPU to everything else on the host (Linux; elsewhere `nice` has to do).
+
+    The idle scheduling class yields to every other process of the same scheduling group. With
+    autogroup (most Linux kernels), groups are sessions and share the CPU equally whatever their
+    members' niceness, so the worker starts this process in a session of its own, and here the
+    session's group is given the lowest weight: an API, or a PostgreSQL server, in other
+    sessions keeps its share.
+    """
+    if hasattr(os, "SCHED_IDLE"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as fh:
+        fh.write("19")
+
+
 def main(argv: list[str]) -> int:
     """`python -m registry.evals.child SPEC_FILE FD`."""
     spec = json.loads(Path(argv[0]).read_text())
@@ -140,11 +156,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.nice(int(spec.get("nice", 0)))
-    if spec.get("idle_priority") and hasattr(os, "SCHED_IDLE"):
-        # Niceness only ranks processes within one scheduling group (a login session, with
-        # autogroup); the idle class yields to everything else on the CPU it shares.
-        with contextlib.suppress(OSError):
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    if spec.get("idle_priority"):
+        _idle_priority()
     channel = _Channel(os.fdopen(int(argv[1]), "w", buffering=1))
     threading.Thread(target=channel.listen, name="worker-commands", daemon=True).start()
     return run(spec, channel)

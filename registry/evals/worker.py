@@ -276,6 +276,9 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 pass_fds=(write_fd,),
                 close_fds=True,
+                # A session of its own, so that its scheduling group can be the lowest (see
+                # `child._idle_priority`); it still ends with the worker (its stdin closes).
+                start_new_session=self.settings.eval_idle_priority,
             )
         os.close(write_fd)
         inbox: queue_module.Queue[dict[str, Any]] = queue_module.Queue()

@@ -238,18 +238,29 @@ def test_a_killed_worker_fails_its_run(
     client: Client,
     registrar: Actor,
     engine: Engine,
-    start_worker: Callable[[], subprocess.Popen[bytes]],
+    settings: Settings,
+    start_worker: Callable[..., subprocess.Popen[bytes]],
 ) -> None:
-    worker = start_worker()
+    # As deployed: the eval process in a session of its own, at idle priority.
+    worker = start_worker(STUDBOOK_EVAL_IDLE_PRIORITY="true")
     queued = submit(client, registrar, {"experiment": "digits", "overrides": LONG})
     run = wait_for(client, registrar, queued["id"], lambda run: run["status"] != "queued")
     assert run["status"] == "running" and run["worker"].endswith(f":{worker.pid}")
-    os.killpg(worker.pid, signal.SIGKILL)  # the worker and its eval process, without warning
+    pattern = f"registry.evals.child {settings.data_dir.resolve()}"
+    deadline = time.monotonic() + TIMEOUT
+    while not subprocess.run(["pgrep", "-f", pattern], capture_output=True).stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    os.killpg(worker.pid, signal.SIGKILL)  # the worker, without warning
     worker.wait()
     run = wait_for(client, registrar, queued["id"], final)
     assert run["status"] == "failed"
     assert f"process {worker.pid} is gone" in run["error"]
     assert run["finished_at"] is not None and run["result_attestation_id"] is None
+    deadline = time.monotonic() + 30  # its eval process, in another session, ends by itself
+    while subprocess.run(["pgrep", "-f", pattern], capture_output=True).stdout:
+        assert time.monotonic() < deadline, "the eval process outlived its worker"
+        time.sleep(0.2)
     if engine.dialect.name == "postgresql":  # its job is closed too, not left `doing`
         with engine.connect() as conn:
             status = conn.execute(
