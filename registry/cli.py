@@ -367,7 +367,6 @@ def _node_marks(node: dict[str, Any]) -> str:
 
 def render_table(data: dict[str, Any]) -> str:
     """Lineage as an indented table: depth, kind, ref, digest prefix, marks."""
-    by_digest = {n["artifact"]["digest"]: n for n in data["nodes"]}
     rel_to: dict[str, list[str]] = {}
     for e in data["edges"]:
         far = e["parent"] if data["direction"] == "up" else e["child"]
@@ -383,7 +382,6 @@ def render_table(data: dict[str, Any]) -> str:
         )
     if data.get("truncated"):
         lines.append("... more beyond this depth (use --depth)")
-    del by_digest
     return "\n".join(lines)
 
 

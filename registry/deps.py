@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from litestar.datastructures import State
 from sqlmodel import Session
@@ -17,8 +16,3 @@ def provide_db_session(state: State) -> Iterator[Session]:
         yield session
     finally:
         session.close()
-
-
-def engine_of(state: State) -> Any:
-    """The app's SQLAlchemy engine."""
-    return state.engine
