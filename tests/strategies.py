@@ -346,12 +346,28 @@ def changes(draw: st.DrawFn, rc: RiskCase) -> Edge | Flag | Clearance:
     case = rc.lineage
     seq = 1 + max([f.seq for f in rc.flags] + [c.seq for c in rc.clearances], default=0)
     existing = set(case.edges)
+    parents: dict[str, set[str]] = {}
+    for e in case.edges:
+        parents.setdefault(e.child, set()).add(e.parent)
+
+    def ancestors(digest: str) -> set[str]:
+        seen: set[str] = set()
+        stack = [digest]
+        while stack:
+            for up in parents.get(stack.pop(), ()):
+                if up not in seen:
+                    seen.add(up)
+                    stack.append(up)
+        return seen
+
+    # The drawn artifacts are not always in topological order (an `initialized_from` parent can
+    # come after its child), so acyclicity is checked on the graph, not on list positions.
     candidates = [
         Edge(c.digest, p.digest, rel)
         for i, c in enumerate(case.artifacts)
         for p in case.artifacts[:i]
         for rel in fitting_relations(c.kind, p.kind)
-        if Edge(c.digest, p.digest, rel) not in existing
+        if Edge(c.digest, p.digest, rel) not in existing and c.digest not in ancestors(p.digest)
     ]
     # An edge into an artifact that already has children is the interesting case: whatever it
     # changes must also reach everything downstream.
