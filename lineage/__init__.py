@@ -5,8 +5,9 @@ used by the service, the CLI, the offline verifier and the tests, and `lineage` 
 importable on a machine that has none of those installed.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .digests import Manifest, artifact_digest, manifest, opaque_digest
-from .dsse import Envelope, Signer, Verifier, keyid, pae
 from .errors import (
     CycleError,
     DigestError,
@@ -18,7 +19,6 @@ from .errors import (
     VerificationError,
 )
 from .graph import Direction, LineageGraph, Node, Reach
-from .review import CLEARANCE_PREDICATE, FLAG_PREDICATE, ReviewClaim, parse_review
 from .risk import (
     CheckReason,
     CheckResult,
@@ -33,16 +33,6 @@ from .risk import (
     compute_risk,
     fine_tune_check,
 )
-from .statements import (
-    PAYLOAD_TYPE,
-    REGISTRATION_PREDICATE,
-    STATEMENT_TYPE,
-    VerifiedStatement,
-    parse_registration,
-    registration_statement,
-    sign_statement,
-    verify_envelope,
-)
 from .types import (
     ArtifactKind,
     ArtifactRef,
@@ -52,6 +42,54 @@ from .types import (
     Relation,
     RelationFamily,
 )
+
+# Signing pulls in `cryptography`; the evals (which need only the types and digests) must import
+# without it, so the signing names load on first use (PEP 562) instead of with the package.
+_LAZY = {
+    "Envelope": "dsse",
+    "Signer": "dsse",
+    "Verifier": "dsse",
+    "keyid": "dsse",
+    "pae": "dsse",
+    "CLEARANCE_PREDICATE": "review",
+    "FLAG_PREDICATE": "review",
+    "ReviewClaim": "review",
+    "parse_review": "review",
+    "PAYLOAD_TYPE": "statements",
+    "REGISTRATION_PREDICATE": "statements",
+    "STATEMENT_TYPE": "statements",
+    "VerifiedStatement": "statements",
+    "parse_registration": "statements",
+    "registration_statement": "statements",
+    "sign_statement": "statements",
+    "verify_envelope": "statements",
+}
+
+if TYPE_CHECKING:
+    from .dsse import Envelope, Signer, Verifier, keyid, pae
+    from .review import CLEARANCE_PREDICATE, FLAG_PREDICATE, ReviewClaim, parse_review
+    from .statements import (
+        PAYLOAD_TYPE,
+        REGISTRATION_PREDICATE,
+        STATEMENT_TYPE,
+        VerifiedStatement,
+        parse_registration,
+        registration_statement,
+        sign_statement,
+        verify_envelope,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lineage' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CLEARANCE_PREDICATE",
