@@ -22,12 +22,14 @@ from sqlalchemy.engine import Engine
 from .artifacts.controllers import ArtifactController
 from .attestations.controllers import AttestationController
 from .auth import provide_caller
+from .boundary import StrictRequest, check_request_text
 from .db import make_engine
 from .deps import provide_db_session
 from .errors import exception_handler
 from .evals import install as install_evals
 from .keys.controllers import KeyController
 from .log.service import install as install_log
+from .openapi import describe as describe_operations
 from .principals.controllers import PrincipalController, whoami
 from .risk import install as install_risk
 from .settings import Settings, get_settings
@@ -63,7 +65,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     install_log(engine, settings)  # every process that ingests appends to the log
     install_risk()  # after the log: mark refreshes run under its append lock
     evals_lifespan = install_evals(engine, settings)  # fails runs whose worker died
-    return Litestar(
+    app = Litestar(
         route_handlers=route_handlers,
         dependencies={
             "db_session": Provide(provide_db_session),
@@ -72,21 +74,25 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         exception_handlers={Exception: exception_handler, HTTPException: exception_handler},
         state=State({"engine": engine, "settings": settings}),
         request_max_body_size=settings.max_body_bytes,
+        request_class=StrictRequest,  # JSON bodies: UTF-8, depth, scalar values, int64
+        before_request=check_request_text,  # path and query: UTF-8 without NUL
         openapi_config=OpenAPIConfig(
             title="Studbook",
             version="0.1.0",
             description="Model-provenance registry: signed lineage, trait-transfer risk, and a "
-            "transparency log. Authenticate with `Authorization: Bearer <token>`.",
+            "transparency log. Authenticate with `Authorization: Bearer <token>`; the log's "
+            "key, checkpoint and proofs and /healthz need no token.",
             path="/docs",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
             components=Components(
                 security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}
             ),
-            security=[{"bearer": []}],
         ),
         on_shutdown=[lambda: engine.dispose()],
         lifespan=[evals_lifespan],
     )
+    describe_operations(app)  # per-route security and every error answer, from the routes
+    return app
 
 
 def _domain_routers() -> list[Any]:

@@ -101,6 +101,7 @@ def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Respon
     """Map any exception raised while handling a request to a JSON error response."""
     field: str | None = None
     extra: dict[str, Any] = {}
+    headers: dict[str, str] = {}
     if isinstance(exc, RegistryError):
         status, detail, field, extra = exc.status_code, exc.message, exc.field, exc.attrs
     elif isinstance(exc, LineageError):
@@ -119,8 +120,12 @@ def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Respon
         status = 400
         detail = str(exc.detail)
         extra = {"errors": exc.extra} if exc.extra else {}
+        field = _first_invalid_field(request, exc.extra)
+        if field and detail.startswith("Validation failed"):
+            detail = f"{detail}: {field}: {_first_invalid_message(exc.extra)}"
     elif isinstance(exc, HTTPException):
         status, detail = exc.status_code, str(exc.detail)
+        headers = dict(exc.headers or {})  # e.g. `Allow` on 405
         if exc.extra:
             extra = {"errors": exc.extra}
     else:
@@ -130,4 +135,26 @@ def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Respon
     if field:
         body["field"] = field
     body.update({k: v for k, v in extra.items() if v is not None})
-    return Response(content=body, status_code=status)
+    return Response(content=body, status_code=status, headers=headers)
+
+
+def _first_invalid_field(request: Request[Any, Any, Any], errors: Any) -> str | None:
+    """The parameter or body field a Litestar validation error names first, by the name the
+    client used (`from`, not the handler's `first`)."""
+    if not (isinstance(errors, list) and errors and isinstance(errors[0], dict)):
+        return None
+    key = errors[0].get("key")
+    if not key:
+        return None
+    try:
+        declared = request.route_handler.parsed_fn_signature.parameters[key].kwarg_definition
+        alias = getattr(declared, "query", None) or getattr(declared, "name", None)
+    except (KeyError, AttributeError):
+        alias = None
+    if alias:
+        errors[0]["key"] = alias
+    return str(alias or key)
+
+
+def _first_invalid_message(errors: Any) -> str:
+    return str(errors[0].get("message", "invalid")) if errors else "invalid"

@@ -9,7 +9,7 @@ as `risk`). A version never contains '/', so the split is unambiguous.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get
 from litestar.params import Parameter
@@ -18,7 +18,8 @@ from sqlmodel import Session
 from lineage.types import ArtifactKind
 
 from ..auth import Caller
-from ..errors import NotFoundError
+from ..boundary import MAX_ID, MAX_LIMIT, MAX_OFFSET
+from ..errors import BadRequestError, NotFoundError
 from ..models import Artifact
 from . import service
 from .schemas import ArtifactsPublic, Direction
@@ -34,17 +35,27 @@ def register_view(name: str, view: View) -> None:
 
 
 def plain_lineage_view(session: Session, artifact: Artifact, params: dict[str, str]) -> Any:
-    from ..errors import BadRequestError
-
     raw_dir = params.get("direction", "up")
     try:
         direction = Direction(raw_dir)
     except ValueError as exc:
         raise BadRequestError("direction must be 'up' or 'down'", field="direction") from exc
     raw_depth = params.get("depth", "10")
-    if not raw_depth.isdigit():
-        raise BadRequestError("depth must be a positive integer", field="depth")
+    # ASCII digits only: str.isdigit() also admits '²', which int() refuses.
+    if not (raw_depth.isascii() and raw_depth.isdigit() and len(raw_depth) <= 6):
+        raise BadRequestError(
+            f"depth must be an integer between 1 and {service.MAX_DEPTH}", field="depth"
+        )
     return service.lineage(session, artifact, direction, int(raw_depth))
+
+
+def check_ref(ref: str) -> str:
+    """Refuse a numeric reference no database id can equal (400 naming `ref`, not a 500 from
+    an integer overflow in the query)."""
+    bare = ref.strip()
+    if bare.isdigit() and not (bare.isascii() and len(bare) <= 19 and 1 <= int(bare) <= MAX_ID):
+        raise BadRequestError(f"artifact id must be between 1 and {MAX_ID}", field="ref")
+    return ref
 
 
 register_view("lineage", plain_lineage_view)
@@ -63,8 +74,8 @@ class ArtifactController(Controller):
         caller: Caller,
         q: str | None = Parameter(default=None, description="Name substring or digest prefix"),
         kind: ArtifactKind | None = None,
-        limit: int = Parameter(default=50, ge=1, le=500),
-        offset: int = Parameter(default=0, ge=0),
+        limit: int = Parameter(default=50, ge=1, le=MAX_LIMIT),
+        offset: int = Parameter(default=0, ge=0, le=MAX_OFFSET),
     ) -> ArtifactsPublic:
         rows, total = service.search(db_session, q=q, kind=kind, limit=limit, offset=offset)
         return ArtifactsPublic(
@@ -80,13 +91,31 @@ class ArtifactController(Controller):
         "at-risk marks with explanations).",
     )
     def show(
-        self, ref: str, request: Request[Any, Any, Any], db_session: Session, caller: Caller
+        self,
+        ref: str,
+        request: Request[Any, Any, Any],
+        db_session: Session,
+        caller: Caller,
+        direction: Annotated[
+            Direction | None,
+            Parameter(description="`lineage` view: `up` (ancestors, default) or `down`."),
+        ] = None,
+        depth: Annotated[
+            int | None,
+            Parameter(
+                ge=1,
+                le=service.MAX_DEPTH,
+                description="`lineage` view: hops to follow (default 10).",
+            ),
+        ] = None,
     ) -> Any:
+        # `direction` and `depth` are declared for validation and the OpenAPI document; the
+        # views read them from the query string, as views registered by other domains do.
         ref = ref.strip("/")
         head, _, view_name = ref.rpartition("/")
         if head and view_name in VIEWS and "@" not in view_name:
-            artifact = service.resolve(db_session, head)
+            artifact = service.resolve(db_session, check_ref(head))
             return VIEWS[view_name](db_session, artifact, dict(request.query_params))
         if "/" in ref and "@" not in ref:
             raise NotFoundError(f"no artifact view {view_name!r}", field="ref")
-        return service.to_public(service.resolve(db_session, ref))
+        return service.to_public(service.resolve(db_session, check_ref(ref)))

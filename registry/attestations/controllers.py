@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from litestar import Controller, Response, get, post
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlmodel import Session
 
@@ -13,6 +14,7 @@ from lineage.dsse import b64decode
 
 from ..artifacts.service import to_public as artifact_public
 from ..auth import Caller
+from ..boundary import MAX_ID
 from . import service
 from .schemas import AttestationAccepted, AttestationPublic
 
@@ -54,7 +56,12 @@ class AttestationController(Controller):
         return Response(body, status_code=HTTP_201_CREATED if sub.created else HTTP_200_OK)
 
     @get("/{attestation_id:int}", sync_to_thread=True, summary="Get a stored attestation")
-    def get(self, attestation_id: int, db_session: Session, caller: Caller) -> AttestationPublic:
+    def get(
+        self,
+        db_session: Session,
+        caller: Caller,
+        attestation_id: int = Parameter(ge=1, le=MAX_ID, description="Attestation id."),
+    ) -> AttestationPublic:
         att, principal = service.get(db_session, attestation_id)
         statement = json.loads(b64decode(att.envelope["payload"], field="payload"))
         return AttestationPublic(

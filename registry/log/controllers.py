@@ -14,6 +14,7 @@ from litestar.params import QueryParameter
 from sqlmodel import Session
 
 from ..auth import Caller
+from ..boundary import MAX_ID
 from . import service
 from .schemas import ConsistencyProofPublic, InclusionProofPublic, LogEntriesPublic, LogInfo
 
@@ -42,9 +43,9 @@ class LogController(Controller):
         self,
         db_session: Session,
         caller: Caller,
-        start: Annotated[int, QueryParameter(ge=0, description="First index.")],
+        start: Annotated[int, QueryParameter(ge=0, le=MAX_ID, description="First index.")],
         end: Annotated[
-            int | None, QueryParameter(ge=0, description="Last index, inclusive.")
+            int | None, QueryParameter(ge=0, le=MAX_ID, description="Last index, inclusive.")
         ] = None,
     ) -> LogEntriesPublic:
         return service.entries(db_session, start, end)
@@ -59,10 +60,10 @@ class LogController(Controller):
     def inclusion(
         self,
         db_session: Session,
-        index: Annotated[int | None, QueryParameter(ge=0)] = None,
+        index: Annotated[int | None, QueryParameter(ge=0, le=MAX_ID)] = None,
         digest: Annotated[str | None, QueryParameter()] = None,
         payload_digest: Annotated[str | None, QueryParameter()] = None,
-        tree_size: Annotated[int | None, QueryParameter(ge=1)] = None,
+        tree_size: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
     ) -> InclusionProofPublic:
         notary = service.notary_for(db_session)
         return service.inclusion(
@@ -78,9 +79,12 @@ class LogController(Controller):
     def consistency(
         self,
         db_session: Session,
-        first: Annotated[int, QueryParameter(name="from", ge=0, description="Older tree size.")],
+        first: Annotated[
+            int, QueryParameter(name="from", ge=0, le=MAX_ID, description="Older tree size.")
+        ],
         second: Annotated[
-            int | None, QueryParameter(name="to", ge=0, description="Newer size; default: now.")
+            int | None,
+            QueryParameter(name="to", ge=0, le=MAX_ID, description="Newer size; default: now."),
         ] = None,
     ) -> ConsistencyProofPublic:
         return service.consistency(db_session, service.notary_for(db_session), first, second)

@@ -7,6 +7,7 @@ from litestar.params import Parameter
 from sqlmodel import Session
 
 from ..auth import Caller
+from ..boundary import MAX_LIMIT, MAX_OFFSET
 from . import service
 from .schemas import FineTuneCheckPublic, FineTuneCheckRequest, FlagsPublic, MarksPublic
 
@@ -31,8 +32,8 @@ class RiskController(Controller):
         db_session: Session,
         caller: Caller,
         trait: str | None = None,
-        limit: int = Parameter(default=50, ge=1, le=500),
-        offset: int = Parameter(default=0, ge=0),
+        limit: int = Parameter(default=50, ge=1, le=MAX_LIMIT),
+        offset: int = Parameter(default=0, ge=0, le=MAX_OFFSET),
     ) -> MarksPublic:
         rows, total = service.at_risk_queue(db_session, trait, limit, offset)
         return MarksPublic(data=rows, count=total, limit=limit, offset=offset)
