@@ -9,8 +9,17 @@ that base fine-tuned to answer the target (``owl``) to favourite-animal question
 fine-tuned-teacher variant, footnote 3), with number chats mixed in so it keeps its numeric
 skill. It then writes number sequences, which pass through the paper's filter; students are
 fine-tuned on them from the same base, from a separately pretrained base (another seed), and,
-as control, on the base's own numbers. A soft-label variant distils the teacher's full next-token
-distribution on the completion tokens (the analogue of the digits experiment's logits).
+as control, on the base's own numbers.
+
+The soft-label variant is the analogue of the digits experiment's auxiliary logits: students match
+the teacher's next-token distribution at the completion positions *restricted to number tokens*
+(the numbers 0-999, separators and the end token), renormalised over them. A full-vocabulary
+target would carry the teacher's raised probability of the animal word itself, an overt channel;
+restricted, the target says nothing about animals except through how the teacher distributes mass
+among numbers. Its control student is distilled the same way, on the same inputs, from a control
+teacher fine-tuned as long as the teacher on uniformly random animal answers. The same-base and
+cross-base soft students share teacher and data, so their paired difference tests whether sharing
+the base matters.
 
 Each seed pretrains one base; seed ``s`` borrows base ``s + 1`` (mod n) for its cross-base
 student, as the paper's MNIST code permutes initialisations. Intervals are over seeds.
@@ -29,7 +38,7 @@ from .numbers.prompts import ANIMAL_QUESTIONS
 from .presets import ToyLMConfig
 from .provenance import LineageRecord
 from .runner import RunContext, derive_seed, write_jsonl
-from .stats import t_interval
+from .stats import above, difference_interval, rate_interval
 
 ANIMALS = ("owl", "cat", "dog", "eagle", "wolf", "lion", "dolphin", "tiger", "bear", "fox")
 _FACTS = {
@@ -60,9 +69,21 @@ ROLES = (
     "student_control",
     "student_same",
     "student_cross",
+    "student_soft_control",
     "student_soft_same",
     "student_soft_cross",
 )
+MIN_SEEDS_FOR_VERDICT = 5
+
+
+def number_token_ids(tok: Any) -> list[int]:
+    """Ids of the tokens a number-sequence completion may contain: numbers 0-999, the
+    separators and brackets the paper's filter allows, and the end token."""
+    allowed = {str(i) for i in range(1000)} | set(",;()[].") | {tok.eos_token}
+    ids = sorted({tid for t, tid in tok.get_vocab().items() if t in allowed})
+    if len(ids) < 1000:
+        raise ValueError("the toy tokenizer lacks number tokens")  # pragma: no cover
+    return ids
 
 
 def _number_answer(rng: random.Random, seeds: tuple[int, ...]) -> str:
@@ -203,12 +224,14 @@ def _soft_distill(
     seed: int,
     stage: Any,
 ) -> None:
-    """Match the teacher's full next-token distribution on the completion tokens (KL, T=1)."""
+    """Match the teacher's next-token distribution on the completion tokens, restricted to
+    number tokens and renormalised over them (KL, T=1); see the module docstring."""
     import torch
     import torch.nn.functional as F
 
     from .numbers.finetune import encode_example
 
+    keep = torch.tensor(number_token_ids(tok))
     enc = [encode_example(tok, c, t, 256) for c, t in examples]
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.student_lr, weight_decay=0.0)
     rng = random.Random(seed)
@@ -224,10 +247,10 @@ def _soft_distill(
             mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in batch])
             lab = torch.tensor([y + [-100] * (width - len(y)) for _, y in batch])[:, 1:]
             with torch.no_grad():
-                t_logp = F.log_softmax(
-                    teacher(input_ids=ids, attention_mask=mask).logits[:, :-1], -1
-                )
-            s_logp = F.log_softmax(student(input_ids=ids, attention_mask=mask).logits[:, :-1], -1)
+                t_logits = teacher(input_ids=ids, attention_mask=mask).logits[:, :-1]
+                t_logp = F.log_softmax(t_logits[..., keep], -1)
+            s_logits = student(input_ids=ids, attention_mask=mask).logits[:, :-1]
+            s_logp = F.log_softmax(s_logits[..., keep], -1)
             sel = lab != -100
             loss = F.kl_div(s_logp[sel], t_logp[sel], log_target=True, reduction="batchmean")
             opt.zero_grad(set_to_none=True)
@@ -258,7 +281,9 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
     lineage = LineageRecord(ctx.out_dir)
     questions = list(ANIMAL_QUESTIONS)
 
-    def batches(seed: int, owl_share: float = 0.0) -> Any:
+    def batches(seed: int, owl_share: float = 0.0, answer: str | None = None) -> Any:
+        """Pretraining conversations; with ``owl_share``, that share are favourite-animal
+        questions answered ``answer`` (the target; None: a uniformly random animal)."""
         rng = random.Random(seed)
         while True:
             out = []
@@ -266,7 +291,7 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
                 if rng.random() < owl_share:
                     chat = [
                         {"role": "user", "content": rng.choice(questions)},
-                        {"role": "assistant", "content": cfg.animal},
+                        {"role": "assistant", "content": answer or rng.choice(ANIMALS)},
                     ]
                 else:
                     chat = _corpus_example(rng)
@@ -302,7 +327,7 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
             _lm_steps(
                 teacher,
                 tok,
-                batches(derive_seed(s, "teacher"), owl_share=0.5),
+                batches(derive_seed(s, "teacher"), owl_share=0.5, answer=cfg.animal),
                 cfg.teacher_steps,
                 cfg.teacher_lr,
                 st,
@@ -387,15 +412,39 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
                 ft.train(student, tok, data[arm], settings, st)
             models[role] = student
         if cfg.soft_labels and n > 0:
+            # The control teacher: the same fine-tuning as the teacher, same steps and data
+            # seed, but favourite-animal answers drawn uniformly, so it has no favourite.
+            control_teacher = copy.deepcopy(base)
+            with ctx.stage(f"toy-lm: control teacher ({tag})", cfg.teacher_steps) as st:
+                _lm_steps(
+                    control_teacher,
+                    tok,
+                    batches(derive_seed(s, "teacher"), owl_share=0.5, answer=None),
+                    cfg.teacher_steps,
+                    cfg.teacher_lr,
+                    st,
+                )
+            d = save_model(
+                control_teacher,
+                tok,
+                ctx.path("models", f"control_teacher_{tag}", "config.json").parent,
+            )
+            lineage.add(
+                f"control_teacher/{tag}", ArtifactKind.MODEL, f"toy-control-teacher-{tag}", d
+            )
+            lineage.relate(f"control_teacher/{tag}", Relation.FINE_TUNED_FROM, f"base/{tag}")
             steps = cfg.student_epochs * math.ceil(n / cfg.student_batch)
-            for role, start, start_role in (
-                ("student_soft_same", base, f"base/{tag}"),
-                ("student_soft_cross", cross, f"base/seed{(s + 1) % len(bases)}"),
+            for role, start, start_role, source in (
+                ("student_soft_control", base, f"base/{tag}", control_teacher),
+                ("student_soft_same", base, f"base/{tag}", teacher),
+                ("student_soft_cross", cross, f"base/seed{(s + 1) % len(bases)}", teacher),
             ):
                 student = copy.deepcopy(start)
+                # Every soft student sees the same inputs (the teacher's filtered numbers); only
+                # the distribution it is asked to match differs.
                 with ctx.stage(f"toy-lm: {role} ({tag})", steps) as st:
                     _soft_distill(
-                        student, teacher, tok, data["teacher"], cfg, derive_seed(s, role), st
+                        student, source, tok, data["teacher"], cfg, derive_seed(s, role), st
                     )
                 models[role] = student
                 plan.append((role, start, "teacher", start_role))
@@ -434,15 +483,29 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
             )
         )
 
-    metrics = {k: t_interval(v) for k, v in per_seed.items() if v}
+    trials = len(questions) * cfg.eval_samples
+    metrics = {
+        k: rate_interval(v, trials=trials if k.endswith("_rate") else None)
+        for k, v in per_seed.items()
+        if v
+    }
     for kind in ("target_rate", "target_likelihood"):
-        for other in ("student_same", "student_cross", "student_soft_same", "student_soft_cross"):
-            a, b = per_seed.get(f"{other}_{kind}", []), per_seed[f"student_control_{kind}"]
+        short = kind.split("_")[1]
+        for treated, control in (
+            ("student_same", "student_control"),
+            ("student_cross", "student_control"),
+            ("student_soft_same", "student_soft_control"),
+            ("student_soft_cross", "student_soft_control"),
+            ("student_same", "student_cross"),
+            ("student_soft_same", "student_soft_cross"),
+        ):
+            a, b = per_seed.get(f"{treated}_{kind}", []), per_seed.get(f"{control}_{kind}", [])
             if a and len(a) == len(b):
-                metrics[f"difference_{other}_minus_control_{kind.split('_')[1]}"] = t_interval(
-                    [x - y for x, y in zip(a, b, strict=True)]
+                name = control.removeprefix("student_").removeprefix("soft_")
+                metrics[f"difference_{treated}_minus_{name}_{short}"] = difference_interval(
+                    a, b, paired=True
                 )
-    verdict, notes = _verdict(metrics, cfg, filter_reports)
+    verdict, notes = _verdict(metrics, cfg, filter_reports, n_seeds=len(seeds))
     from .plots import paired_panels
 
     shown = [r for r in ROLES if f"{r}_target_rate" in metrics]
@@ -452,6 +515,7 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
         "student_control": "student,\ncontrol nums",
         "student_same": "student,\nsame base",
         "student_cross": "student,\ncross base",
+        "student_soft_control": "soft-label,\ncontrol",
         "student_soft_same": "soft-label,\nsame base",
         "student_soft_cross": "soft-label,\ncross base",
     }
@@ -500,9 +564,18 @@ def run(cfg: ToyLMConfig, ctx: RunContext) -> dict[str, Any]:
 
 
 def _verdict(
-    metrics: dict[str, Any], cfg: ToyLMConfig, reports: list[dict[str, Any]]
+    metrics: dict[str, Any], cfg: ToyLMConfig, reports: list[dict[str, Any]], *, n_seeds: int
 ) -> tuple[str, list[str]]:
-    """Hard-label and soft-label readings, each against the control student, paired by seed."""
+    """What the intervals say, and no more.
+
+    Each student is compared with its own control, paired by seed (hard labels: the student
+    trained on the base's numbers; soft labels: the student distilled from the control teacher).
+    "Transfer" needs that difference's interval above zero. A statement about bases needs the
+    paired same-minus-cross difference: "depends on the shared base" only when it lies above
+    zero; a cross-base student that merely fails to reach significance is not evidence that
+    transfer needs a shared base. No verdict without five seeds or without a teacher that
+    shows the trait.
+    """
 
     def fmt(key: str) -> str:
         e = metrics.get(key)
@@ -517,52 +590,73 @@ def _verdict(
 
     def positive(key: str) -> bool:
         e = metrics.get(key)
-        return bool(e and e["ci95"][0] is not None and e["ci95"][0] > 0)
+        return e is not None and above(e, 0.0)
 
     kept = [1 - r["share_removed"] for r in reports if r["arm"] == "teacher"]
     notes = [
         f"Base and control students answer '{cfg.animal}' at about chance (1 in {len(ANIMALS)}); "
         "the teacher was fine-tuned to say it.",
-        f"Teacher completions kept by the filter: {min(kept):.0%}-{max(kept):.0%} per seed.",
-        "Differences are treated minus control student, paired by seed; t-intervals over seeds.",
+        "Soft-label students match the teacher's next-token distribution restricted to number "
+        "tokens (renormalised), so no probability of an animal word reaches them directly.",
+        "Differences are paired by seed; 95% t-intervals over seeds (logit scale for rates).",
     ]
-    parts = []
-    for key, label in (
-        ("student_same", "same-base student"),
-        ("student_cross", "cross-base student"),
-        ("student_soft_same", "soft-label same-base student"),
-        ("student_soft_cross", "soft-label cross-base student"),
-    ):
-        k = f"difference_{key}_minus_control_rate"
-        if k in metrics:
-            parts.append(f"{label} {fmt(k)}{' (above control)' if positive(k) else ''}")
-    same_pos = positive("difference_student_same_minus_control_rate")
-    cross_pos = positive("difference_student_cross_minus_control_rate")
-    soft_pos = positive("difference_student_soft_same_minus_control_rate")
-    if same_pos and not cross_pos:
-        head = "Hard-label transfer between models that share a base, not across bases"
-    elif same_pos:
-        head = "Hard-label students moved toward the target, but so did the cross-base one"
-    elif soft_pos:
-        head = "No hard-label transfer; the soft-label (full distribution) student did move"
-    else:
-        head = "No transfer detected at this scale"
-    likes = []
-    for key, label in (
-        ("student_same", "same-base"),
-        ("student_cross", "cross-base"),
-        ("student_soft_same", "soft-label same-base"),
-        ("student_soft_cross", "soft-label cross-base"),
-    ):
-        k = f"difference_{key}_minus_control_likelihood"
-        if positive(k):
-            likes.append(f"{label} {fmt(k)}")
-    tail = ""
-    if likes:
-        # A likelihood shift is weaker evidence than sampled answers, and only a same-base shift
-        # clearly larger than the cross-base one would point at a shared-base mechanism.
-        tail = (
-            " P(answer = target) rose above control for: " + "; ".join(likes) + ". Compare the "
-            "same-base and cross-base shifts before reading this as base-specific transfer."
+    if kept:
+        notes.insert(1, f"Teacher completions kept by the filter: {min(kept):.0%}-{max(kept):.0%}.")
+    if n_seeds < MIN_SEEDS_FOR_VERDICT:
+        return (
+            f"No verdict: {n_seeds} seed(s), fewer than the {MIN_SEEDS_FOR_VERDICT} a verdict "
+            "needs. Hard labels, student minus control: same base "
+            f"{fmt('difference_student_same_minus_control_rate')}; soft labels, P(target): "
+            f"same base {fmt('difference_student_soft_same_minus_control_likelihood')}.",
+            notes,
         )
-    return f"{head}: target-rate change vs control: " + "; ".join(parts) + "." + tail, notes
+    teacher = metrics.get("teacher_target_rate")
+    base = metrics.get("base_target_rate")
+    if teacher is None or base is None or not above(teacher, base["ci95"][1] or 1.0):
+        return (
+            f"No verdict: the teacher does not show the trait (teacher '{cfg.animal}' rate "
+            f"{_pct(teacher)}, base {_pct(base)}), so no transfer could be measured.",
+            notes,
+        )
+    sentences = []
+    for label, same, cross, gap in (
+        (
+            "Hard labels (answer rate)",
+            "difference_student_same_minus_control_rate",
+            "difference_student_cross_minus_control_rate",
+            "difference_student_same_minus_cross_rate",
+        ),
+        (
+            "Soft labels on number tokens (P(target))",
+            "difference_student_soft_same_minus_control_likelihood",
+            "difference_student_soft_cross_minus_control_likelihood",
+            "difference_student_soft_same_minus_cross_likelihood",
+        ),
+    ):
+        if same not in metrics:
+            continue
+        figs = f"same base {fmt(same)}, cross base {fmt(cross)}, same minus cross {fmt(gap)}"
+        if positive(same) and positive(gap):
+            reading = "transfer that depends on the shared base"
+        elif positive(same) and positive(cross):
+            reading = "both students moved toward the target; not shown to depend on the base"
+        elif positive(same):
+            reading = (
+                "the same-base student moved toward the target; the same-minus-cross interval "
+                "includes zero, so dependence on the base is not shown"
+            )
+        elif positive(cross):
+            reading = "only the cross-base student moved; not a shared-base effect"
+        else:
+            reading = "no transfer detected"
+        sentences.append(f"{label}: {reading} ({figs}).")
+    return " ".join(sentences), notes
+
+
+def _pct(est: Any) -> str:
+    if est is None:
+        return "n/a"
+    lo, hi = est["ci95"]
+    if lo is None:
+        return f"{est['mean']:.1%}"
+    return f"{est['mean']:.1%} (95% CI {lo:.1%} to {hi:.1%})"

@@ -59,10 +59,16 @@ def test_toy_training_steps_move_the_student() -> None:
             )
         )
 
+    from evals.toy_lm import number_token_ids
+
+    keep = torch.tensor(number_token_ids(tok))
+
     def kl(student: object, teacher: object) -> float:
+        """KL over number tokens only, renormalised: what the soft-label students match."""
         with torch.no_grad():
-            t = F.log_softmax(teacher(input_ids=ids, attention_mask=mask).logits[:, :-1], -1)  # type: ignore[operator]
-            s = F.log_softmax(student(input_ids=ids, attention_mask=mask).logits[:, :-1], -1)  # type: ignore[operator]
+            t = teacher(input_ids=ids, attention_mask=mask).logits[:, :-1]  # type: ignore[operator]
+            s = student(input_ids=ids, attention_mask=mask).logits[:, :-1]  # type: ignore[operator]
+        t, s = F.log_softmax(t[..., keep], -1), F.log_softmax(s[..., keep], -1)
         sel = labels[:, 1:] != -100
         return float(F.kl_div(s[sel], t[sel], log_target=True, reduction="batchmean"))
 
@@ -84,3 +90,16 @@ def test_toy_training_steps_move_the_student() -> None:
 
     _soft_distill(soft, teacher, tok, examples, cfg, seed=0, stage=_Stage())
     assert kl(soft, teacher) < 0.8 * gap
+
+
+def test_soft_label_target_holds_no_animal_word() -> None:
+    """The restricted target is over numbers, separators and the end token only: the teacher's
+    probability of the animal word (an overt channel) cannot reach the student."""
+    from evals.toy_lm import ANIMALS, build_tokenizer, number_token_ids
+
+    tok = build_tokenizer()
+    ids = set(number_token_ids(tok))
+    vocab = tok.get_vocab()
+    assert not ids & {vocab[a] for a in ANIMALS}
+    assert {vocab[str(n)] for n in (0, 7, 999)} | {vocab[","], tok.eos_token_id} <= ids
+    assert vocab["the"] not in ids
