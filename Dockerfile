@@ -6,6 +6,7 @@ COPY lineage ./lineage
 COPY registry ./registry
 COPY evals ./evals
 COPY migrations ./migrations
+COPY studbook_cli ./studbook_cli
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim

@@ -71,7 +71,7 @@ def server(database: str = "sqlite", extra_env: dict[str, str] | None = None) ->
         log = open(data_dir / "server.log", "wb")  # noqa: SIM115 (closed by the stack)
         stack.callback(log.close)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "registry.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "studbook_cli", "serve", "--port", str(port)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

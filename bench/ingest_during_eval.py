@@ -96,7 +96,7 @@ def _start_worker(srv: Running) -> subprocess.Popen[bytes] | None:
         return None  # SQLite: `serve` runs its own
     log = open(srv.data_dir / "worker.log", "wb")  # noqa: SIM115 (the child keeps it)
     return subprocess.Popen(
-        [sys.executable, "-m", "registry.cli", "worker"], env=env, stdout=log, stderr=log
+        [sys.executable, "-m", "registry.commands", "worker"], env=env, stdout=log, stderr=log
     )
 
 

@@ -1015,7 +1015,7 @@ def reference(world: World, results: list[DbResult]) -> dict[str, Any]:
     def risk_lookup(i: int) -> tuple[str, int]:
         d = digests[i]
         fl, marks = flags_by_digest.get(d, ()), by_model.get(d, ())
-        return ("flagged" if fl else "at_risk" if marks else "clear", len(marks))
+        return ("flagged" if fl else "at_risk" if marks else "no_risk", len(marks))
 
     for name, targets in world.risk_targets.items():
         st, res = timed(risk_lookup, targets)

@@ -374,7 +374,7 @@ def bench_http(url: str, data_dir: Path, samples: int, rng: random.Random, n: in
     port = free_port()
     env = {**os.environ, "STUDBOOK_DATA_DIR": str(data_dir), "STUDBOOK_DATABASE_URL": url}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "registry.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "studbook_cli", "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

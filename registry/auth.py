@@ -82,7 +82,7 @@ def require(caller: Caller, *roles: Role) -> Caller:
     """
     if caller.role is Role.ADMIN or caller.role in roles:
         return caller
-    allowed = ", ".join(r.value for r in (Role.ADMIN, *roles))
+    allowed = ", ".join(dict.fromkeys(r.value for r in (Role.ADMIN, *roles)))  # each role once
     raise PermissionDeniedError(
         f"principal {caller.name!r} has role {caller.role.value!r}; this needs one of: {allowed}"
     )

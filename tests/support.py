@@ -158,7 +158,7 @@ def studbook(
 ) -> subprocess.CompletedProcess[str]:
     run_env = {k: v for k, v in env.items() if k != "cwd"}
     out = subprocess.run(
-        [sys.executable, "-m", "registry.cli", *args],
+        [sys.executable, "-m", "studbook_cli", *args],
         cwd=env["cwd"],
         env=run_env,
         capture_output=True,

@@ -45,20 +45,53 @@ def to_public(a: Artifact) -> ArtifactPublic:
     )
 
 
+MIN_DIGEST_PREFIX = 12  # hex characters: tables show this many, and any unique prefix works
+_HEX = frozenset("0123456789abcdef")
+
+
+def _digest_prefix(ref: str) -> str | None:
+    """The hex of `sha256:<hex>` or bare `<hex>` when it is 12 to 63 characters long."""
+    hexpart = ref.removeprefix("sha256:")
+    if MIN_DIGEST_PREFIX <= len(hexpart) < 64 and set(hexpart) <= _HEX:
+        return hexpart
+    return None
+
+
 def resolve(session: Session, ref: str) -> Artifact:
-    """Find an artifact by id, `sha256:<digest>` (or a bare digest), or `name@version`.
+    """Find an artifact by id, `sha256:<digest>` (or a bare digest), a unique digest prefix of
+    12 or more hex characters (with or without `sha256:`), or `name@version`.
+
+    A string of 12 or more digits is read as a digest prefix, not an id.
 
     Raises:
         NotFoundError: nothing matches.
+        ConflictError: the digest prefix matches several artifacts (they are listed).
         BadRequestError: the reference has none of these forms.
     """
     ref = ref.strip()
     row: Artifact | None
-    if ref.isdigit():
+    prefix = _digest_prefix(ref)
+    if ref.isdigit() and len(ref) < MIN_DIGEST_PREFIX:
         row = session.get(Artifact, int(ref))
-    elif ref.startswith("sha256:") or (
-        len(ref) == 64 and all(c in "0123456789abcdef" for c in ref)
-    ):
+    elif prefix is not None:
+        # A range on the unique digest index, not LIKE (SQLite's LIKE ignores the index).
+        matches = session.scalars(
+            select(Artifact)
+            .where(Artifact.digest >= prefix, Artifact.digest < prefix + "g")  # type: ignore[arg-type]
+            .order_by(Artifact.digest)  # type: ignore[arg-type]
+            .limit(6)
+        ).all()
+        if len(matches) > 1:
+            shown = ", ".join(f"{a.digest[:16]}… {a.name}@{a.version}" for a in matches[:5])
+            more = " and more" if len(matches) > 5 else ""
+            raise ConflictError(
+                f"digest prefix {prefix} is ambiguous: it matches {shown}{more}; "
+                "give more characters",
+                field="ref",
+                ref=ref,
+            )
+        row = matches[0] if matches else None
+    elif ref.startswith("sha256:") or (len(ref) == 64 and set(ref) <= _HEX):
         digest = check_digest(ref, field_name="ref")
         row = session.scalars(select(Artifact).where(Artifact.digest == digest)).first()  # type: ignore[arg-type]
     elif "@" in ref:
@@ -68,7 +101,8 @@ def resolve(session: Session, ref: str) -> Artifact:
         ).first()
     else:
         raise BadRequestError(
-            f"artifact reference {ref!r} must be an id, sha256:<digest> or name@version",
+            f"artifact reference {ref!r} must be an id, sha256:<digest>, a digest prefix of "
+            f"{MIN_DIGEST_PREFIX}+ hex characters, or name@version",
             field="ref",
         )
     if row is None:

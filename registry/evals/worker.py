@@ -743,7 +743,7 @@ class LocalWorker:
 
     def _spawn(self) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "registry.cli", "worker", "--parent-pid", str(os.getpid())]
+            [sys.executable, "-m", "registry.commands", "worker", "--parent-pid", str(os.getpid())]
         )
 
     def _keep(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import BaseModel, Field
 
 from lineage.risk import MarkKind, ReasonKind, Severity, Verdict
@@ -62,12 +64,25 @@ class MarkPublic(BaseModel):
     since: UtcDateTime
 
 
+class RiskStatus(StrEnum):
+    """One word for an artifact's risk. `cleared` (a reviewer's decision) and `no_risk`
+    (nothing found) are deliberately unalike: the first is evidence, the second an absence."""
+
+    FLAGGED = "flagged"
+    AT_RISK = "at_risk"
+    CLEARED = "cleared"
+    NO_RISK = "no_risk"
+
+
 class RiskPublic(BaseModel):
     """Everything the registry knows about one artifact's risk."""
 
     artifact: str
     artifact_ref: str
-    status: str = Field(description="flagged, at_risk, cleared or clear")
+    status: RiskStatus = Field(
+        description="flagged (a flag in force), at_risk (a mark), cleared (a reviewer cleared "
+        "it with evidence) or no_risk (nothing recorded against it)"
+    )
     flags: list[FlagPublic]
     clearances: list[ClearancePublic]
     at_risk: list[MarkPublic]

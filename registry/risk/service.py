@@ -404,7 +404,7 @@ def risk_of(session: Session, artifact: Artifact) -> RiskPublic:
         session,
         session.execute(select(_M).where(_M.c.model_id == artifact.id).order_by(_M.c.trait)).all(),
     )
-    status = "flagged" if flags else "at_risk" if marks else "cleared" if clears else "clear"
+    status = "flagged" if flags else "at_risk" if marks else "cleared" if clears else "no_risk"
     return RiskPublic(
         artifact=artifact.digest,
         artifact_ref=f"{artifact.name}@{artifact.version}",

@@ -15,7 +15,7 @@ def index() -> Response[bytes]:
     """The lineage viewer."""
     return Response(
         _PAGE.read_bytes(),
-        media_type="text/html; charset=utf-8",
+        media_type="text/html",  # Litestar appends "; charset=utf-8" itself
         headers={
             "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
             "script-src 'self' 'unsafe-inline'; img-src 'self' data:",

@@ -58,7 +58,7 @@ class Server:
         self.starts += 1
         log = open(self.data_dir / f"server-{self.starts}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "registry.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "studbook_cli", "serve", "--port", str(self.port)],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -150,7 +150,7 @@ def tour(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     env["STUDBOOK_URL"] = f"http://127.0.0.1:{port}"
     log = (workdir / "server.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "registry.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "studbook_cli", "serve", "--port", str(port)],
         cwd=workdir,
         env=env,
         stdout=log,

@@ -28,7 +28,7 @@ from lineage import dsse
 from lineage.checkpoint import verify_checkpoint
 from lineage.statements import registration_statement, sign_statement
 from lineage.types import ArtifactKind, ArtifactRef, ParentLink, Registration, Relation
-from registry.client import Client
+from studbook_cli.client import Client
 from registry.db import make_engine
 from registry.log import offline
 from registry.log.audit import audit
@@ -88,7 +88,7 @@ class Ingest:
 
 def run_cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "registry.cli", "--url", server.url, *args],
+        [sys.executable, "-m", "studbook_cli", "--url", server.url, *args],
         env={**server.env, "STUDBOOK_TOKEN": ""},
         capture_output=True,
         text=True,

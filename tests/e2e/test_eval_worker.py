@@ -26,7 +26,7 @@ def studbook(
     if key is not None:
         env["STUDBOOK_KEY_FILE"] = str(key)
     out = subprocess.run(
-        [sys.executable, "-m", "registry.cli", *args],
+        [sys.executable, "-m", "studbook_cli", *args],
         cwd=srv.data_dir.parent,
         env=env,
         capture_output=True,
@@ -82,7 +82,7 @@ def test_serve_alone_runs_an_eval_and_the_cli_follows_it(
         srv.stop()
     # The worker notices its server is gone (however it ended) and stops within a poll period.
     deadline = time.monotonic() + 15
-    pattern = f"registry.cli worker --parent-pid {srv.proc.pid}"
+    pattern = f"registry.commands worker --parent-pid {srv.proc.pid}"
     while subprocess.run(["pgrep", "-f", pattern], capture_output=True).stdout:
         assert time.monotonic() < deadline, "the local worker outlived its server"
         time.sleep(0.2)

@@ -86,7 +86,7 @@ def start_worker(
         env.update(extra)
         log = (tmp_path / f"worker-{len(procs)}.log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "registry.cli", "worker"],
+            [sys.executable, "-m", "registry.commands", "worker"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -211,7 +211,7 @@ def test_a_digits_run_lands_signed_in_the_graph(
     )
     assert (
         client.get(f"/v1/artifacts/{cross['ref']}/risk", headers=reviewer.headers).json()["status"]
-        == "clear"
+        == "no_risk"
     )
     marked = {
         m["model"] for m in client.get("/v1/at-risk", headers=reviewer.headers).json()["data"]

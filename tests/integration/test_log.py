@@ -25,7 +25,7 @@ from lineage.merkle import MemoryTree, leaf_hash, verify_consistency, verify_inc
 from registry.app import create_app
 from registry.attestations import service as attestations
 from registry.auth import authenticate
-from registry.client import ApiError
+from studbook_cli.client import ApiError
 from registry.db import make_engine, upgrade
 from registry.log import offline
 from registry.log import service as log

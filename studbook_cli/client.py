@@ -1,7 +1,7 @@
 """A small HTTP client for the Studbook API, used by the CLI and by scripts.
 
 Errors from the server come back as `ApiError` carrying the status and the server's message, so
-the CLI can print exactly what was wrong.
+the CLI can print exactly what was wrong; an unreachable server is status 0.
 """
 
 from __future__ import annotations
@@ -28,6 +28,11 @@ class Client:
     def __init__(self, url: str, token: str | None, timeout: float = 30.0) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+
+    @property
+    def base_url(self) -> str:
+        """The server this client talks to."""
+        return str(self._http.base_url)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -67,9 +72,13 @@ class Client:
         """POST a JSON body."""
         return self.request("POST", path, json=json)
 
+    def delete(self, path: str) -> Any:
+        """DELETE a resource."""
+        return self.request("DELETE", path)
+
     def artifact(self, ref: str, view: str | None = None, **params: Any) -> Any:
         """GET /v1/artifacts/<ref>[/<view>]."""
-        path = "/v1/artifacts/" + quote(ref, safe="/@:")
+        path = "/v1/artifacts/" + quote(ref.strip(), safe="/@:")
         if view:
             path += "/" + view
         return self.get(path, **params)

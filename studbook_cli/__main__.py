@@ -1,0 +1,5 @@
+"""`python -m studbook_cli ...` runs the `studbook` command."""
+
+from .main import main
+
+main()

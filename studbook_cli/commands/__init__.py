@@ -1,0 +1,1 @@
+"""One module per command group; each ends with `COMMANDS = [...]` (see `studbook_cli`)."""

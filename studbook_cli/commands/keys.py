@@ -1,0 +1,133 @@
+"""`studbook keygen` and `studbook keys register | list | revoke`.
+
+`keygen` writes the private key readable by its owner only from the moment the file exists
+(`lineage.private_files.write_private`), and never widens the mode of a file it replaces.
+`keys register` sends a proof of possession: a DSSE envelope, signed by the new key, naming the
+key and the principal it is registered for, so nobody can register a key they do not hold.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lineage import dsse
+
+from .. import output
+from ..context import Ctx
+from ..output import ExitCode, fail, json_option
+from .artifacts import key_file_option
+
+
+def _write_private(path: Path, data: bytes, *, force: bool) -> None:
+    """Create `path` mode 0600 (the data folder 0700 if new), atomically replacing it if forced."""
+    if path.exists() and not force:
+        fail(f"{path} exists; use --force to replace it", ExitCode.USAGE)
+    try:
+        from lineage.private_files import write_private
+    except ImportError:  # TEMPORARY until lineage.private_files lands
+        import os
+        import tempfile
+
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".keygen-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+        return
+    write_private(path, data)
+
+
+@click.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="STUDBOOK_KEY_FILE",
+    default=None,
+    help="Private key file (default STUDBOOK_KEY_FILE or the data folder's signing-key.pem).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing key file.")
+@json_option
+@click.pass_obj
+def keygen(ctx: Ctx, out: Path | None, force: bool) -> None:
+    """Create an Ed25519 signing key (PEM, mode 0600) and print its public key."""
+    path = ctx.key_path(out)
+    key = dsse.generate_private_key()
+    _write_private(path, dsse.private_key_pem(key), force=force)
+    info = {
+        "private_key_file": str(path),
+        "keyid": dsse.keyid(key.public_key()),
+        "public_key": dsse.public_key_b64(key.public_key()),
+    }
+
+    def human(d: dict[str, Any]) -> None:
+        output.echo(f"private key: {d['private_key_file']}")
+        output.echo(f"keyid:       {d['keyid']}")
+        output.echo(f"public key:  {d['public_key']}")
+        output.echo("register it with: studbook keys register")
+
+    output.emit(info, human)
+
+
+@click.group()
+def keys() -> None:
+    """Register, list and revoke signing keys."""
+
+
+@keys.command("register")
+@key_file_option
+@click.option("--principal", default=None, help="Owner (admins only); default: you.")
+@json_option
+@click.pass_obj
+def keys_register(ctx: Ctx, key_file: Path | None, principal: str | None) -> None:
+    """Register the public half of your signing key, with proof that you hold it."""
+    signer = ctx.signer(key_file)
+    owner = principal or ctx.call(ctx.client.get, "/v1/me")["name"]
+    proof = dsse.key_possession_proof(signer, owner)
+    body = {
+        "public_key": dsse.public_key_b64(signer.public_key),
+        "principal": principal,
+        "proof": proof.to_json(),
+    }
+    answer = ctx.call(ctx.client.post, "/v1/keys", body)
+    output.emit(
+        answer,
+        lambda a: output.echo(f"registered key {a['keyid']} for {a.get('principal', owner)}"),
+    )
+
+
+def _print_keys(page: dict[str, Any]) -> None:
+    rows = [
+        (
+            k["keyid"][:16] + "…",
+            k["principal"],
+            str(k.get("created_at", ""))[:19],
+            "revoked " + str(k["revoked_at"])[:19] if k.get("revoked_at") else "active",
+        )
+        for k in page["data"]
+    ]
+    output.echo(output.table(("keyid", "principal", "registered", "status"), rows, widths={}))
+
+
+@keys.command("list")
+@click.option("--principal", default=None)
+@json_option
+@click.pass_obj
+def keys_list(ctx: Ctx, principal: str | None) -> None:
+    """List registered keys."""
+    output.emit(ctx.call(ctx.client.get, "/v1/keys", principal=principal), _print_keys)
+
+
+@keys.command("revoke")
+@click.argument("keyid")
+@json_option
+@click.pass_obj
+def keys_revoke(ctx: Ctx, keyid: str) -> None:
+    """Revoke a key: it can sign nothing new."""
+    answer = ctx.call(ctx.client.post, f"/v1/keys/{keyid}/revoke")
+    output.emit(answer, lambda a: output.echo(f"revoked key {a.get('keyid', keyid)}"))
+
+
+COMMANDS = [keygen, keys]
