@@ -28,9 +28,10 @@ class InvalidStatementError(LineageError):
 class UnverifiedSignatureError(LineageError):
     """A signature was checked and is not valid for the given key: the client's fault."""
 
-    def __init__(self, message: str, *, keyid: str | None = None) -> None:
+    def __init__(self, message: str, *, keyid: str | None = None, index: int | None = None) -> None:
         super().__init__(message, field="signatures")
         self.keyid = keyid
+        self.index = index  # which signature of the envelope, when one was checked
 
 
 class VerificationError(LineageError):

@@ -72,13 +72,27 @@ class Actor:
         return {"Authorization": f"Bearer {self.token}"}
 
 
+def key_registration(
+    signer: dsse.Signer, principal: str, *, for_principal: bool = False
+) -> dict[str, Any]:
+    """The `POST /v1/keys` body registering `signer`'s key for `principal`, with its proof of
+    possession (`for_principal`: an admin names the owner in the body)."""
+    body: dict[str, Any] = {
+        "public_key": signer.public_key_text,
+        "proof": dsse.key_possession_proof(signer, principal).to_json(),
+    }
+    if for_principal:
+        body["principal"] = principal
+    return body
+
+
 def make_actor(client: TestClient[Any], engine: Engine, name: str, role: Role) -> Actor:
     with Session(engine) as session:
         _, token = create_principal(session, name, role)
     signer = dsse.Signer(dsse.generate_private_key())
     r = client.post(
         "/v1/keys",
-        json={"public_key": dsse.public_key_b64(signer.public_key)},
+        json=key_registration(signer, name),
         headers={"Authorization": f"Bearer {token}"},
     )
     if role is not Role.VIEWER:

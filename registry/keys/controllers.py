@@ -11,15 +11,21 @@ from .schemas import KeyCreate, KeyPublic, KeysPublic
 
 
 class KeyController(Controller):
-    """Register, list and revoke Ed25519 public keys."""
+    """Register (with proof of possession), list and revoke public keys."""
 
     path = "/v1/keys"
     tags = ["keys"]
 
-    @post("/", sync_to_thread=True, summary="Register a public key")
+    @post(
+        "/",
+        sync_to_thread=True,
+        summary="Register a public key",
+        description="Ed25519, ECDSA P-256 or ECDSA P-384. The `proof` must be signed by the key "
+        "itself and name the principal it is registered for; nothing is written otherwise.",
+    )
     def register(self, data: KeyCreate, db_session: Session, caller: Caller) -> KeyPublic:
         require(caller, Role.REGISTRAR, Role.REVIEWER)
-        return service.register_key(db_session, caller, data.public_key, data.principal)
+        return service.register_key(db_session, caller, data.public_key, data.principal, data.proof)
 
     @get("/", sync_to_thread=True, summary="List keys")
     def list(self, db_session: Session, caller: Caller, principal: str | None = None) -> KeysPublic:

@@ -1,18 +1,40 @@
-"""Signing keys: registration, revocation, and the verifier built from a principal's keys."""
+"""Signing keys: registration with proof of possession, revocation, and the verifier built from a
+principal's keys.
+
+Registration checks the proof (`lineage.dsse.verify_key_possession`) before anything is read
+for writing or written: a principal can only register a key whose private half it holds, for
+itself (or, as an admin, for the principal the proof names). So nobody can squat a public key,
+and the real holder never meets a 409 made by someone else.
+
+Verification of envelopes (`verifier_for`) trusts only the submitting principal's active keys,
+and every signature present must verify under one of them. When one does not, the refusal says
+why in the terms of the key it names (unknown, revoked, another principal's) rather than a bare
+"does not verify", because that is what the submitter can act on.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from lineage import dsse
+from lineage.errors import UnverifiedSignatureError
 
 from ..auth import Caller, Role
 from ..db import begin_write
-from ..errors import ConflictError, NotFoundError, PermissionDeniedError
+from ..errors import ConflictError, NotFoundError, PermissionDeniedError, RegistryError
 from ..models import Principal, SigningKey, utcnow
 from ..principals.service import get_principal
 from .schemas import KeyPublic
+
+
+def algorithm_name(public_key: str) -> str:
+    """The algorithm of a stored key, for listings (parsing a stored key cannot fail: only
+    parsed keys are stored)."""
+    return dsse.algorithm_of(dsse.load_public_key(public_key)).value
 
 
 def to_public(key: SigningKey, owner: str) -> KeyPublic:
@@ -20,35 +42,51 @@ def to_public(key: SigningKey, owner: str) -> KeyPublic:
     return KeyPublic(
         keyid=key.keyid,
         public_key=key.public_key,
+        algorithm=algorithm_name(key.public_key),
         principal=owner,
         created_at=key.created_at,
         revoked_at=key.revoked_at,
     )
 
 
-def register_key(session: Session, caller: Caller, public_key: str, owner: str | None) -> KeyPublic:
-    """Register a public key for `owner` (default the caller); commits.
+def register_key(
+    session: Session, caller: Caller, public_key: str, owner: str | None, proof: object
+) -> KeyPublic:
+    """Register a public key for `owner` (default the caller) once `proof` shows the key's holder
+    signed for that principal; commits.
 
     Raises:
-        InvalidEnvelopeError: the key is not an Ed25519 public key (field `public_key`).
+        InvalidEnvelopeError: the key is not an accepted public key (field `public_key`), or the
+            proof is missing or does not verify (field `proof`).
         PermissionDeniedError: a non-admin registers a key for someone else.
+        NotFoundError: no such principal.
         ConflictError: the key is already registered.
     """
     key = dsse.load_public_key(public_key)
-    begin_write(session)
     if owner is not None and owner != caller.name and caller.role is not Role.ADMIN:
         raise PermissionDeniedError(
             "only admins register keys for other principals", field="principal"
         )
-    principal = get_principal(session, owner or caller.name)
+    name = owner or caller.name
+    # Pure and the most expensive step: checked before the write lock is taken.
+    dsse.verify_key_possession(proof, key, name)
     kid = dsse.keyid(key)
-    existing = session.get(SigningKey, kid)
-    if existing is not None:
-        raise ConflictError(f"key {kid} is already registered", field="public_key", keyid=kid)
-    row = SigningKey(keyid=kid, public_key=dsse.public_key_b64(key), principal_id=principal.id)
+    begin_write(session)
+    principal = get_principal(session, name)
+    if session.get(SigningKey, kid) is not None:
+        raise _already_registered(kid)
+    row = SigningKey(keyid=kid, public_key=dsse.public_key_text(key), principal_id=principal.id)
     session.add(row)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError as exc:  # a concurrent registration of the same key won
+        session.rollback()
+        raise _already_registered(kid) from exc
     return to_public(row, principal.name)
+
+
+def _already_registered(kid: str) -> ConflictError:
+    return ConflictError(f"key {kid} is already registered", field="public_key", keyid=kid)
 
 
 def list_keys(session: Session, owner: str | None = None) -> list[KeyPublic]:
@@ -80,38 +118,91 @@ def revoke_key(session: Session, caller: Caller, kid: str) -> KeyPublic:
     return to_public(key, owner.name)
 
 
-def verifier_for(session: Session, caller: Caller, signature_keyids: list[str]) -> dsse.Verifier:
-    """A verifier trusting only the caller's active keys.
+class CallerVerifier(dsse.Verifier):
+    """A verifier over one principal's active keys that explains a refusal by the key the
+    failing signature names.
 
-    Gives a precise refusal when a signature names a key that is unknown, revoked, or owned by
-    someone else, instead of a generic "does not verify".
+    `known` maps the keyids the envelope's signatures name to what the registry knows of them:
+    the owner's principal id and whether the key is revoked (absent: unknown key).
+    """
 
-    Raises:
-        PermissionDeniedError: the envelope is signed only by keys the caller may not use.
+    def __init__(
+        self,
+        caller: Caller,
+        active: dict[str, dsse.PublicKey],
+        known: dict[str, tuple[int, bool]],
+    ) -> None:
+        super().__init__(active)
+        self._caller = caller
+        self._active = set(active)
+        self._known = known
+
+    def verify_all(
+        self, envelope: dsse.Envelope, *, payload_type: str | None = None
+    ) -> tuple[str, ...]:
+        """As `dsse.Verifier.verify_all`, with the precise refusals of `explain`."""
+        try:
+            return super().verify_all(envelope, payload_type=payload_type)
+        except UnverifiedSignatureError as exc:
+            if exc.index is None:
+                raise
+            refusal = self.explain(envelope.signatures[exc.index].keyid, exc.index)
+            if refusal is None:
+                raise
+            raise refusal from exc
+
+    def explain(self, kid: str, index: int) -> RegistryError | None:
+        """Why signature `index`, naming `kid`, cannot be accepted, when the key says more than
+        "does not verify" (None: it names one of the caller's active keys, or nothing)."""
+        where = f"signatures[{index}]"
+        if kid in self._active:
+            return None
+        if kid:
+            info = self._known.get(kid)
+            if info is None:
+                return PermissionDeniedError(
+                    f"{where}: unknown key {kid}: register it with POST /v1/keys first (it was "
+                    f"also tried against {self._caller.name!r}'s active keys)",
+                    field="signatures",
+                    keyid=kid,
+                )
+            owner_id, revoked = info
+            if owner_id != self._caller.id:
+                return PermissionDeniedError(
+                    f"{where}: key {kid} belongs to another principal; only its owner can sign "
+                    "with it",
+                    field="signatures",
+                    keyid=kid,
+                )
+            if revoked:
+                return PermissionDeniedError(
+                    f"{where}: key {kid} is revoked", field="signatures", keyid=kid
+                )
+        if not self._active:
+            return PermissionDeniedError(
+                f"principal {self._caller.name!r} has no active signing key", field="signatures"
+            )
+        return None
+
+
+def verifier_for(
+    session: Session, caller: Caller, signature_keyids: Iterable[str]
+) -> dsse.Verifier:
+    """A verifier trusting only the caller's active keys, under which every signature of the
+    envelope must verify (see `CallerVerifier` for the refusals).
+
+    `signature_keyids` are the keyids the envelope's signatures name: hints, looked up only to
+    explain a refusal.
     """
     rows = list(
         session.scalars(select(SigningKey).where(SigningKey.principal_id == caller.id))  # type: ignore[arg-type]
     )
     active = {k.keyid: dsse.load_public_key(k.public_key) for k in rows if k.revoked_at is None}
-    named = [k for k in signature_keyids if k]
-    if named and not any(k in active for k in named):
-        kid = named[0]
-        key = session.get(SigningKey, kid)
-        if key is None:
-            raise PermissionDeniedError(
-                f"unknown key {kid}: register it with POST /v1/keys first",
-                field="signatures",
-                keyid=kid,
-            )
-        if key.principal_id != caller.id:
-            raise PermissionDeniedError(
-                f"key {kid} belongs to another principal; only its owner can sign with it",
-                field="signatures",
-                keyid=kid,
-            )
-        raise PermissionDeniedError(f"key {kid} is revoked", field="signatures", keyid=kid)
-    if not active:
-        raise PermissionDeniedError(
-            f"principal {caller.name!r} has no active signing key", field="signatures"
+    named = sorted({k for k in signature_keyids if k} - set(active))
+    known: dict[str, tuple[int, bool]] = {}
+    if named:
+        stmt = select(SigningKey.keyid, SigningKey.principal_id, SigningKey.revoked_at).where(
+            SigningKey.keyid.in_(named)  # type: ignore[attr-defined]
         )
-    return dsse.Verifier(active)
+        known = {kid: (pid, revoked is not None) for kid, pid, revoked in session.execute(stmt)}
+    return CallerVerifier(caller, active, known)

@@ -55,12 +55,14 @@ class ApiToken(SQLModel, table=True):
 
 
 class SigningKey(SQLModel, table=True):
-    """A principal's Ed25519 public key. Revoked keys are kept: old signatures name them."""
+    """A principal's public key: Ed25519 (base64 of the raw 32 bytes) or ECDSA P-256/P-384 (PEM
+    SubjectPublicKeyInfo), the forms of `lineage.dsse.public_key_text`. Registered only with
+    proof of possession; revoked keys are kept: old signatures name them."""
 
     __tablename__ = "keys"
 
     keyid: str = Field(max_length=64, primary_key=True)
-    public_key: str = Field(max_length=64)
+    public_key: str = Field(max_length=400)
     principal_id: int = Field(foreign_key="principals.id", sa_type=_ID, index=True)
     created_at: datetime = _ts(nullable=False)
     revoked_at: datetime | None = Field(

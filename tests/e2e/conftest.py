@@ -111,7 +111,10 @@ class Server:
         signer = dsse.Signer(dsse.generate_private_key())
         httpx.post(
             self.url + "/v1/keys",
-            json={"public_key": dsse.public_key_b64(signer.public_key)},
+            json={
+                "public_key": signer.public_key_text,
+                "proof": dsse.key_possession_proof(signer, name).to_json(),
+            },
             headers=headers,
         ).raise_for_status()
         return headers, signer

@@ -15,6 +15,7 @@ from registry.auth import Role
 from tests.support import (
     Actor,
     digest_of,
+    key_registration,
     make_actor,
     register,
     registration_envelope,
@@ -89,21 +90,15 @@ def test_only_admins_manage_principals(client: Client, registrar: Actor) -> None
 def test_key_registration_listing_and_revocation(client: Client, registrar: Actor) -> None:
     keys = client.get("/v1/keys", headers=registrar.headers).json()
     assert keys["count"] == 1 and keys["data"][0]["keyid"] == registrar.signer.keyid
-    pem = dsse.private_key_pem(dsse.generate_private_key())
-    pub_pem = (
-        dsse.load_private_key(pem)
-        .public_key()
-        .public_bytes(
-            __import__("cryptography.hazmat.primitives.serialization", fromlist=["x"]).Encoding.PEM,
-            __import__(
-                "cryptography.hazmat.primitives.serialization", fromlist=["x"]
-            ).PublicFormat.SubjectPublicKeyInfo,
-        )
-        .decode()
-    )
-    r = client.post("/v1/keys", json={"public_key": pub_pem}, headers=registrar.headers)
+    signer = dsse.Signer(dsse.load_private_key(dsse.private_key_pem(dsse.generate_private_key())))
+    body = {
+        **key_registration(signer, registrar.name),
+        "public_key": dsse.public_key_pem(signer.public_key),
+    }
+    r = client.post("/v1/keys", json=body, headers=registrar.headers)
     assert r.status_code == 201, r.text
-    dup = client.post("/v1/keys", json={"public_key": pub_pem}, headers=registrar.headers)
+    assert r.json()["keyid"] == signer.keyid and r.json()["algorithm"] == "ed25519"
+    dup = client.post("/v1/keys", json=body, headers=registrar.headers)
     assert dup.status_code == 409
     rev = client.post(f"/v1/keys/{r.json()['keyid']}/revoke", headers=registrar.headers)
     assert rev.status_code == 201 and rev.json()["revoked_at"] is not None
@@ -116,7 +111,10 @@ def test_key_registration_listing_and_revocation(client: Client, registrar: Acto
 def test_bad_public_keys_are_refused(
     client: Client, registrar: Actor, value: str, needle: str
 ) -> None:
-    r = client.post("/v1/keys", json={"public_key": value}, headers=registrar.headers)
+    proof = key_registration(registrar.signer, registrar.name)["proof"]
+    r = client.post(
+        "/v1/keys", json={"public_key": value, "proof": proof}, headers=registrar.headers
+    )
     assert r.status_code == 400 and r.json()["field"] == "public_key"
     assert needle in r.json()["detail"]
 
@@ -132,7 +130,7 @@ def test_viewers_cannot_register_keys(client: Client, engine: Engine) -> None:
     viewer = make_actor(client, engine, "auditor", Role.VIEWER)
     r = client.post(
         "/v1/keys",
-        json={"public_key": dsse.public_key_b64(viewer.signer.public_key)},
+        json=key_registration(viewer.signer, viewer.name),
         headers=viewer.headers,
     )
     assert r.status_code == 403
