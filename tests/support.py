@@ -36,10 +36,17 @@ def postgres_required() -> bool:
     return os.environ.get("STUDBOOK_TEST_POSTGRES", "").lower() in {"1", "require", "required"}
 
 
+def postgres_skipped() -> bool:
+    """STUDBOOK_TEST_POSTGRES=skip runs the suite on SQLite alone, without trying to connect."""
+    return os.environ.get("STUDBOOK_TEST_POSTGRES", "").lower() in {"0", "skip", "no", "off"}
+
+
 def postgres_database() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test session; dropped afterwards."""
     import psycopg
 
+    if postgres_skipped():
+        pytest.skip("PostgreSQL skipped (STUDBOOK_TEST_POSTGRES=skip)")
     base = make_url(postgres_url())
     admin_dsn = (
         f"host={base.host} port={base.port or 5432} user={base.username} dbname={base.database}"
