@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from .artifacts.controllers import ArtifactController
 from .attestations.controllers import AttestationController
 from .auth import provide_caller
+from .bom import install as install_bom
 from .boundary import StrictRequest, check_request_text
 from .db import make_engine
 from .deps import provide_db_session
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         route_handlers.append(extra)
     install_log(engine, settings)  # every process that ingests appends to the log
     install_risk()  # after the log: mark refreshes run under its append lock
+    install_bom()  # the artifacts' `bom` view (SPDX 3, CycloneDX)
     evals_lifespan = install_evals(engine, settings)  # fails runs whose worker died
     app = Litestar(
         route_handlers=route_handlers,

@@ -1,0 +1,90 @@
+"""The format-neutral picture of a model's upstream lineage that both BOM writers read.
+
+The SPDX and CycloneDX writers take this frozen value, never database rows, so each writer is a
+pure function of what the registry knows (and can be tested without a database), and both formats
+always describe the same nodes, edges and risk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from lineage.types import ArtifactKind, Relation
+
+__all__ = ["BomEdge", "BomGraph", "BomNode", "BomRisk", "RiskStatus"]
+
+# The two ways an artifact carries a trait in a BOM.
+RiskStatus = str  # "flagged" (a reviewer's statement) or "at_risk" (derived, with a path)
+
+
+@dataclass(frozen=True, slots=True)
+class BomNode:
+    """One artifact of the lineage."""
+
+    digest: str
+    kind: ArtifactKind
+    name: str
+    version: str
+    opaque: bool
+    registered_by: str
+    registered_at: datetime
+    metadata: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def ref(self) -> str:
+        """`name@version`."""
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class BomEdge:
+    """child -> parent by relation (digests)."""
+
+    child: str
+    parent: str
+    relation: Relation
+
+
+@dataclass(frozen=True, slots=True)
+class BomRisk:
+    """A flag in force on, or an at-risk mark of, one artifact of the lineage.
+
+    `path` is the explanation of a mark (child, parent, relation) from the marked model to the
+    flagged source; a flag has an empty path and names its own evidence.
+    """
+
+    artifact: str
+    trait: str
+    status: RiskStatus
+    severity: str
+    reason: str
+    evidence: tuple[str, ...]
+    source: str
+    path: tuple[tuple[str, str, str], ...] = ()
+    shared_base: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BomGraph:
+    """A model's whole upstream lineage with its risk, as one value."""
+
+    root: str
+    nodes: tuple[BomNode, ...]
+    edges: tuple[BomEdge, ...]
+    risks: tuple[BomRisk, ...]
+    generated_at: datetime
+    server: str = "Studbook"
+    truncated: bool = False
+
+    def node(self, digest: str) -> BomNode:
+        """The node with `digest` (KeyError if absent)."""
+        for n in self.nodes:
+            if n.digest == digest:
+                return n
+        raise KeyError(digest)
+
+    def parents(self, digest: str) -> list[BomEdge]:
+        """Edges from `digest` to its parents, in a stable order."""
+        return [e for e in self.edges if e.child == digest]
