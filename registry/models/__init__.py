@@ -123,14 +123,17 @@ __all__ = [
     "ApiToken",
     "Artifact",
     "Attestation",
+    "DataSource",
     "LineageEdge",
     "Principal",
     "RiskMarkRow",
     "RiskStatement",
     "SigningKey",
+    "WeightsAncestor",
     "utcnow",
 ]
 
 # Domain tables (evals, risk); imported last because they use `utcnow` from this module.
 from .evals import EvalPlot, EvalResultRow, EvalResultSubject, EvalRun  # noqa: E402, F401
-from .risk import RiskMarkRow, RiskStatement  # noqa: E402
+from .risk import DataSource, RiskMarkRow, RiskStatement, WeightsAncestor  # noqa: E402
+from .web import ReviewSeen, RiskAcceptance, WebSession  # noqa: E402, F401  (review workspace)

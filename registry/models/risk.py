@@ -5,6 +5,17 @@
 - `risk_marks`: one row per at-risk (model, trait) with its explanation, kept current inside the
   transaction of every write that can change it. `created_at` is when the mark first appeared,
   which orders the review queue; it survives recomputations that leave the mark in place.
+
+Two more tables index the lineage for the risk rule, independent of any flag, so that a fine-tune
+check and a mark's recomputation are a handful of indexed lookups instead of a walk of the graph
+(see `registry/risk/derived.py`). Both follow from the edges alone, are written in the transaction
+of the registration that adds the edges, and are rebuilt from envelopes by the audit:
+
+- `weights_ancestors`: per model, its weights-lineage ancestor set (itself included). Two models
+  share a base exactly when their sets meet.
+- `data_sources`: per dataset, every dataset its data came from through `derived_from` (itself
+  included, at distance 0) and every model that generated any of it, each with the least shortest
+  path the rule reports (`path`: `[[parent id, relation], ...]` from the dataset to the source).
 """
 
 from __future__ import annotations
@@ -62,3 +73,35 @@ class RiskMarkRow(SQLModel, table=True):
         default_factory=utcnow,
         sa_column=Column(DateTime(timezone=True), nullable=False, index=True),
     )
+
+
+class WeightsAncestor(SQLModel, table=True):
+    """`ancestor_id` is `model_id` or one of the models its weights descend from."""
+
+    __tablename__ = "weights_ancestors"
+    __table_args__ = (Index("ix_weights_ancestors_ancestor", "ancestor_id"),)
+
+    model_id: int = Field(
+        sa_column=Column(_BIG, ForeignKey("artifacts.id"), primary_key=True, autoincrement=False)
+    )
+    ancestor_id: int = Field(
+        sa_column=Column(_BIG, ForeignKey("artifacts.id"), primary_key=True, autoincrement=False)
+    )
+
+
+class DataSource(SQLModel, table=True):
+    """A dataset (`kind` "dataset") or generating model (`kind` "model") behind a dataset."""
+
+    __tablename__ = "data_sources"
+    __table_args__ = (Index("ix_data_sources_source", "source_id"),)
+
+    dataset_id: int = Field(
+        sa_column=Column(_BIG, ForeignKey("artifacts.id"), primary_key=True, autoincrement=False)
+    )
+    source_id: int = Field(
+        sa_column=Column(_BIG, ForeignKey("artifacts.id"), primary_key=True, autoincrement=False)
+    )
+    kind: str = Field(sa_column=Column(String(10), nullable=False))  # model | dataset
+    distance: int = Field(sa_column=Column(Integer, nullable=False))
+    # [[parent id, relation], ...]: the least shortest path from the dataset to the source
+    path: list[Any] = Field(sa_column=Column(JSON, nullable=False))

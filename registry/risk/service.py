@@ -29,6 +29,7 @@ from lineage.graph import LineageGraph, Node
 from lineage.review import CLEARANCE_PREDICATE, FLAG_PREDICATE, parse_review
 from lineage.risk import (
     CheckReason,
+    CheckResult,
     Clearance,
     Flag,
     ReasonKind,
@@ -37,14 +38,22 @@ from lineage.risk import (
     Severity,
     Verdict,
     compute_risk,
-    fine_tune_check,
 )
 from lineage.statements import VerifiedStatement
 from lineage.types import ArtifactKind, Edge, Relation
 
 from ..artifacts.service import resolve
 from ..errors import BadRequestError, UnprocessableError
-from ..models import Artifact, Attestation, LineageEdge, RiskMarkRow, RiskStatement, utcnow
+from ..models import (
+    Artifact,
+    Attestation,
+    DataSource,
+    LineageEdge,
+    RiskMarkRow,
+    RiskStatement,
+    utcnow,
+)
+from . import derived
 from .schemas import (
     ClearancePublic,
     FineTuneCheckPublic,
@@ -59,6 +68,7 @@ _A = Artifact.__table__  # type: ignore[attr-defined]
 _E = LineageEdge.__table__  # type: ignore[attr-defined]
 _S = RiskStatement.__table__  # type: ignore[attr-defined]
 _M = RiskMarkRow.__table__  # type: ignore[attr-defined]
+_DS = DataSource.__table__  # type: ignore[attr-defined]
 _CHUNK = 500
 
 _UP = text(
@@ -191,10 +201,13 @@ def apply_review(
 def after_accept(
     session: Session, attestation: Attestation, verified: VerifiedStatement, outcome: dict[str, Any]
 ) -> None:
-    """AFTER_ACCEPT hook: bring the marks downstream of what this write touched up to date."""
+    """AFTER_ACCEPT hook: index a registration's new lineage, then bring the marks downstream of
+    what this write touched up to date."""
     seeds: list[int] = list(outcome.get("risk_seed", ()))
-    if outcome.get("edges_added") and "artifact_id" in outcome:
-        seeds.append(int(outcome["artifact_id"]))
+    if "new_edges" in outcome and "artifact_id" in outcome:
+        derived.record(session, outcome)
+        if outcome.get("edges_added"):
+            seeds.append(int(outcome["artifact_id"]))
     if seeds and _any_statement(session):
         refresh(session, seeds)
 
@@ -202,26 +215,214 @@ def after_accept(
 def refresh(session: Session, seeds: Iterable[int], *, now: datetime | None = None) -> int:
     """Recompute the marks of `seeds` and of everything downstream; returns how many changed.
 
-    Most writes touch a region no flag can reach (a new fine-tune far from any flagged teacher):
-    when no statement lies upstream and no mark lies in the region, nothing is loaded.
+    The region is the downstream closure (a superset of what can change: `lineage.risk.
+    affected_by`). Its marks are derived from the lineage indexes and the stored statuses of the
+    models just upstream of it (`_derive_marks`), and written back with one statement per kind of
+    change, so a flag over ten thousand descendants is a few dozen statements, not one per mark.
     """
     region = closure(session, seeds, up=False)
-    up_ids = closure(session, region, up=True)
-    if not _touches_any(session, _S.c.artifact_id, up_ids) and not _touches_any(
-        session, _M.c.model_id, region
-    ):
-        return 0
-    sub = Subgraph(session, up_ids)
-    state = sub.risk()
-    wanted = {(sub.id[m.model], m.trait): m for m in state.marks if sub.id[m.model] in region}
-    return _store_marks(session, sub, region, wanted, now or utcnow())
+    return _store(session, region, _derive_marks(session, region), now or utcnow())
 
 
-def _touches_any(session: Session, column: Any, ids: set[int]) -> bool:
-    for part in _chunks(sorted(ids)):
-        if session.execute(select(column).where(column.in_(part)).limit(1)).first() is not None:
-            return True
-    return False
+_Path = tuple[tuple[str, str, str], ...]
+
+
+def _key(path: _Path) -> tuple[int, tuple[tuple[str, str], ...]]:
+    """`lineage.graph.path_key` of a path of (child, parent, relation) digests."""
+    return (len(path), tuple((p, r) for _, p, r in path))
+
+
+def _in_force(
+    session: Session, ids: Iterable[int]
+) -> tuple[dict[int, set[str]], dict[int, set[str]]]:
+    """Per artifact, the traits with a flag in force and the traits cleared (the later statement
+    on an (artifact, trait) wins, as in `lineage.risk`)."""
+    latest: dict[tuple[int, str], tuple[int, str]] = {}
+    last_clear: dict[tuple[int, str], int] = {}
+    last_flag: dict[tuple[int, str], int] = {}
+    for part in derived.chunks(sorted(set(ids))):
+        for a, t, st, seq in session.execute(
+            select(_S.c.artifact_id, _S.c.trait, _S.c.statement, _S.c.seq).where(
+                _S.c.artifact_id.in_(part)
+            )
+        ):
+            latest[(a, t)] = (0, "")
+            held = last_clear if st == "clearance" else last_flag
+            held[(a, t)] = max(held.get((a, t), -1), seq)
+    flagged: dict[int, set[str]] = {}
+    cleared: dict[int, set[str]] = {}
+    for a, t in latest:
+        if last_flag.get((a, t), -1) > last_clear.get((a, t), -1):
+            flagged.setdefault(a, set()).add(t)
+        elif (a, t) in last_clear:
+            cleared.setdefault(a, set()).add(t)
+    return flagged, cleared
+
+
+def _digests(session: Session, ids: Iterable[int]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for part in derived.chunks(sorted(set(ids))):
+        out.update(session.execute(select(_A.c.id, _A.c.digest).where(_A.c.id.in_(part))).all())
+    return out
+
+
+def _derive_marks(session: Session, region: set[int]) -> dict[tuple[int, str], dict[str, Any]]:
+    """The marks the rule gives the models in `region`, from indexed lookups only.
+
+    Every step of the rule out of a region model is read in bulk: weights parents from the edges,
+    teachers (with their least shortest routes) from `data_sources` behind the model's
+    `trained_on` datasets, shared bases from `weights_ancestors`. What flows in from outside the
+    region is the stored marks and statuses of the steps' targets, which the change cannot have
+    affected. The region is then walked parents first, exactly as `lineage.risk._propagate`
+    walks the whole graph.
+    """
+    digest: dict[int, str] = {}
+    for part in derived.chunks(sorted(region)):
+        digest.update(
+            session.execute(
+                select(_A.c.id, _A.c.digest).where(_A.c.id.in_(part), _A.c.kind == "model")
+            ).all()
+        )
+    models = set(digest)
+    if not models:
+        return {}
+    weights: list[tuple[int, int, str]] = []
+    routes: dict[tuple[int, int], tuple[int, int, list[Any]]] = {}  # (m, G) -> (dist, D, path)
+    route_cands: list[tuple[int, int, int, int, list[Any]]] = []
+    for part in derived.chunks(sorted(models)):
+        weights.extend(
+            session.execute(
+                select(_E.c.child_id, _E.c.parent_id, _E.c.relation).where(
+                    _E.c.child_id.in_(part), _E.c.relation.in_(derived.WEIGHTS)
+                )
+            ).all()
+        )
+        route_cands.extend(
+            session.execute(
+                select(_E.c.child_id, _DS.c.source_id, _DS.c.distance, _E.c.parent_id, _DS.c.path)
+                .join(_DS, _DS.c.dataset_id == _E.c.parent_id)
+                .where(
+                    _E.c.child_id.in_(part),
+                    _E.c.relation == Relation.TRAINED_ON.value,
+                    _DS.c.kind == "model",
+                )
+            ).all()
+        )
+    path_ids = {d for _, _, _, d, _ in route_cands} | {
+        int(p) for *_, path in route_cands for p, _ in path
+    }
+    path_ids |= {p for _, p, _ in weights}
+    digest.update(_digests(session, path_ids - digest.keys()))
+    for m, g, dist, d, path in route_cands:
+        held = routes.get((m, g))
+        if held is None or (dist, digest[d]) < (held[0], digest[held[1]]):
+            routes[(m, g)] = (dist, d, path)
+    anc = derived.ancestor_sets(session, models | {g for _, g in routes})
+    steps: dict[int, list[tuple[str, int, _Path]]] = {m: [] for m in models}
+    for c, p, r in weights:
+        steps[c].append(("weights", p, ((digest[c], digest[p], r),)))
+    for (m, g), (_, d, path) in routes.items():
+        if anc.get(m, {m}) & anc.get(g, {g}):
+            hops = derived.expand(d, path)
+            steps[m].append(
+                (
+                    "data",
+                    g,
+                    (
+                        (digest[m], digest[d], Relation.TRAINED_ON.value),
+                        *((digest[c], digest[p], r) for c, p, r in hops),
+                    ),
+                )
+            )
+    vias = {v for ss in steps.values() for _, v, _ in ss}
+    flagged, cleared = _in_force(session, models | vias)
+    carried: dict[int, dict[str, tuple[_Path, int]]] = {}
+    outside = sorted(vias - models)
+    for v in outside:
+        carried[v] = {t: ((), v) for t in flagged.get(v, ())}
+    for part in derived.chunks(outside):
+        for mark in session.execute(
+            select(_M.c.model_id, _M.c.trait, _M.c.source_id, _M.c.path).where(
+                _M.c.model_id.in_(part)
+            )
+        ):
+            stored: _Path = tuple((c, p, rel) for c, p, rel in mark.path)
+            carried[mark.model_id].setdefault(mark.trait, (stored, mark.source_id))
+    order = derived._topological(
+        models, {m: [v for _, v, _ in ss if v in models] for m, ss in steps.items()}
+    )
+    chosen: dict[tuple[int, str], tuple[str, int, _Path, int]] = {}
+    for m in order:
+        mine: dict[str, tuple[Any, str, int, _Path, int]] = {}
+        skip = flagged.get(m, set()) | cleared.get(m, set())
+        for kind, via, spath in steps[m]:
+            for t, (upath, source) in carried.get(via, {}).items():
+                if t in skip:
+                    continue
+                full: _Path = (*spath, *upath)
+                key = _key(full)
+                if t not in mine or key < mine[t][0]:
+                    mine[t] = (key, kind, via, full, source)
+        here: dict[str, tuple[_Path, int]] = {t: ((), m) for t in flagged.get(m, ())}
+        for t, (_, kind, via, full, source) in mine.items():
+            here[t] = (full, source)
+            chosen[(m, t)] = (kind, via, full, source)
+        carried[m] = here
+    pairs = {(m, via) for (m, _), (kind, via, _, _) in chosen.items() if kind == "data"}
+    shared = {(m, g): anc[m] & anc[g] for m, g in pairs}
+    members = {s for ss in shared.values() for s in ss}
+    anc.update(derived.ancestor_sets(session, members - anc.keys()))
+    nearest = {k: derived.nearest(ss, anc) for k, ss in shared.items()}
+    digest.update(_digests(session, {s for ns in nearest.values() for s in ns} - digest.keys()))
+    return {
+        (m, t): {
+            "kind": kind,
+            "source_id": source,
+            "via_id": via,
+            "path": [list(e) for e in path],
+            "shared_base": sorted(digest[s] for s in nearest[(m, via)]) if kind == "data" else [],
+        }
+        for (m, t), (kind, via, path, source) in chosen.items()
+    }
+
+
+def _store(
+    session: Session,
+    region: set[int],
+    wanted: dict[tuple[int, str], dict[str, Any]],
+    now: datetime,
+) -> int:
+    """Make the stored marks of `region` exactly `wanted`, set-based; returns rows changed."""
+    have: dict[tuple[int, str], Any] = {}
+    for part in derived.chunks(sorted(region)):
+        for row in session.execute(select(_M).where(_M.c.model_id.in_(part))):
+            have[(row.model_id, row.trait)] = row
+    gone = [{"m": m, "t": t} for m, t in have if (m, t) not in wanted]
+    new: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    for (m, t), values in wanted.items():
+        held = have.get((m, t))
+        if held is None:
+            new.append({"model_id": m, "trait": t, "created_at": now, **values})
+        elif any(getattr(held, k) != v for k, v in values.items()):
+            changed.append({"m": m, "t": t, **{f"v_{k}": v for k, v in values.items()}})
+    if gone:
+        session.execute(
+            delete(_M).where(_M.c.model_id == bindparam("m"), _M.c.trait == bindparam("t")), gone
+        )
+    if new:
+        session.execute(insert(_M), new)
+    if changed:
+        session.execute(
+            update(_M)
+            .where(_M.c.model_id == bindparam("m"), _M.c.trait == bindparam("t"))
+            .values({k: bindparam(f"v_{k}") for k in _MARK_COLUMNS}),
+            changed,
+        )
+    return len(gone) + len(new) + len(changed)
+
+
+_MARK_COLUMNS = ("kind", "source_id", "via_id", "path", "shared_base")
 
 
 def _store_marks(
@@ -231,29 +432,7 @@ def _store_marks(
     wanted: dict[tuple[int, str], RiskMark],
     now: datetime,
 ) -> int:
-    have: dict[tuple[int, str], Any] = {}
-    for part in _chunks(sorted(region)):
-        for row in session.execute(select(_M).where(_M.c.model_id.in_(part))):
-            have[(row.model_id, row.trait)] = row
-    changed = 0
-    gone = [k for k in have if k not in wanted]
-    for model_id, trait in gone:
-        session.execute(delete(_M).where(_M.c.model_id == model_id, _M.c.trait == trait))
-        changed += 1
-    for key, mark in wanted.items():
-        values = _mark_values(sub, mark)
-        row = have.get(key)
-        if row is None:
-            session.execute(
-                insert(_M).values(model_id=key[0], trait=key[1], created_at=now, **values)
-            )
-            changed += 1
-        elif any(getattr(row, k) != v for k, v in values.items()):
-            session.execute(
-                update(_M).where(_M.c.model_id == key[0], _M.c.trait == key[1]).values(**values)
-            )
-            changed += 1
-    return changed
+    return _store(session, region, {k: _mark_values(sub, m) for k, m in wanted.items()}, now)
 
 
 def _mark_values(sub: Subgraph, m: RiskMark) -> dict[str, Any]:
@@ -486,25 +665,119 @@ def check_fine_tune(
                 f"datasets[{i}] {ref} is a model, expected a dataset", field=f"datasets[{i}]"
             )
         datasets.append(d)
-    up_ids = closure(session, [base.id, *(d.id for d in datasets)], up=True)  # type: ignore[list-item]
-    if not _touches_any(session, _S.c.artifact_id, up_ids):
-        # No flag or clearance anywhere upstream: nothing can be at risk, nothing to load.
-        return FineTuneCheckPublic(
-            verdict=Verdict.OK,
-            base=base.digest,
-            base_ref=f"{base.name}@{base.version}",
-            datasets=[d.digest for d in datasets],
-            reasons=[],
-        )
-    sub = Subgraph(session, up_ids)
-    result = fine_tune_check(sub.graph, sub.risk(), base.digest, [d.digest for d in datasets])
+    result, refs = _check(session, base, datasets)
     return FineTuneCheckPublic(
         verdict=result.verdict,
         base=base.digest,
-        base_ref=sub.ref[base.digest],
+        base_ref=f"{base.name}@{base.version}",
         datasets=[d.digest for d in datasets],
-        reasons=[_reason_public(r, sub.ref) for r in result.reasons],
+        reasons=[_reason_public(r, refs) for r in result.reasons],
     )
+
+
+_CARRIES = exists().where(_S.c.artifact_id == _DS.c.source_id) | exists().where(
+    _M.c.model_id == _DS.c.source_id
+)
+
+
+def _check(
+    session: Session, base: Artifact, datasets: Sequence[Artifact]
+) -> tuple[CheckResult, dict[str, str]]:
+    """`lineage.risk.fine_tune_check` from the lineage indexes and the stored marks.
+
+    Only sources that carry a statement or a mark can give a reason, so one indexed query finds
+    every candidate (`data_sources` rows of the datasets whose source has one); with nothing
+    flagged upstream the check ends there. The reasons are then built and chosen exactly as the
+    reference does (one per kind, trait and via, the least shortest path by the virtual key).
+    """
+    assert base.id is not None
+    ds_ids = sorted({d.id for d in datasets if d.id is not None})
+    rows: list[Any] = []
+    for part in derived.chunks(ds_ids):
+        rows.extend(
+            session.execute(
+                select(_DS.c.dataset_id, _DS.c.source_id, _DS.c.kind, _DS.c.path).where(
+                    _DS.c.dataset_id.in_(part), _CARRIES
+                )
+            ).all()
+        )
+    ids = {base.id} | {r.source_id for r in rows}
+    flagged, _ = _in_force(session, ids)
+    marks: dict[int, dict[str, Any]] = {}
+    for part in derived.chunks(sorted(ids)):
+        for r in session.execute(
+            select(_M.c.model_id, _M.c.trait, _M.c.source_id, _M.c.path).where(
+                _M.c.model_id.in_(part)
+            )
+        ):
+            marks.setdefault(r.model_id, {})[r.trait] = r
+    refs = {base.digest: f"{base.name}@{base.version}"}
+    refs.update({d.digest: f"{d.name}@{d.version}" for d in datasets})
+    if not flagged and not marks:
+        return CheckResult(Verdict.OK, ()), refs
+    gens = {r.source_id for r in rows if r.kind == "model"}
+    anc = derived.ancestor_sets(session, gens | {base.id})
+    shared = {g: anc.get(base.id, {base.id}) & anc.get(g, {g}) for g in gens}
+    anc.update(
+        derived.ancestor_sets(session, {s for ss in shared.values() for s in ss} - anc.keys())
+    )
+    nearest = {g: derived.nearest(ss, anc) for g, ss in shared.items()}
+    want_ids = ids | {s for ns in nearest.values() for s in ns}
+    want_ids |= {int(p) for r in rows for p, _ in r.path}
+    want_ids |= {m.source_id for ms in marks.values() for m in ms.values()}
+    digest = _digests(session, want_ids | set(ds_ids))
+
+    def edges(path: Iterable[Sequence[Any]]) -> tuple[Edge, ...]:
+        return tuple(Edge(c, p, Relation(r)) for c, p, r in path)
+
+    best: dict[tuple[ReasonKind, str, str], tuple[Any, CheckReason]] = {}
+
+    def offer(reason: CheckReason, first: tuple[str, str]) -> None:
+        key = (len(reason.path) + 1, (first, *((e.parent, e.relation.value) for e in reason.path)))
+        slot = (reason.kind, reason.trait, reason.via)
+        held = best.get(slot)
+        if held is None or key < held[0]:
+            best[slot] = (key, reason)
+
+    b = base.digest
+    for t in flagged.get(base.id, ()):
+        offer(CheckReason(ReasonKind.BASE, t, None, b, b, (), ()), (b, "fine_tuned_from"))
+    for t, m in marks.get(base.id, {}).items():
+        if t not in flagged.get(base.id, ()):
+            reason = CheckReason(
+                ReasonKind.BASE, t, None, b, digest[m.source_id], edges(m.path), ()
+            )
+            offer(reason, (b, "fine_tuned_from"))
+    for r in rows:
+        d, src = digest[r.dataset_id], digest[r.source_id]
+        first = (d, Relation.TRAINED_ON.value)
+        hops = [(digest[c], digest[p], rel) for c, p, rel in derived.expand(r.dataset_id, r.path)]
+        if r.kind == "dataset":
+            for t in flagged.get(r.source_id, ()):
+                reason = CheckReason(ReasonKind.FLAGGED_DATASET, t, d, src, src, edges(hops), ())
+                offer(reason, first)
+            continue
+        carried: dict[str, tuple[list[Any], str]] = {
+            t: ([], src) for t in flagged.get(r.source_id, ())
+        }
+        for t, m in marks.get(r.source_id, {}).items():
+            carried.setdefault(t, ([tuple(e) for e in m.path], digest[m.source_id]))
+        for t, (tail, source) in carried.items():
+            if shared[r.source_id]:
+                kind = ReasonKind.TEACHER_SHARES_BASE
+                bases = tuple(sorted(digest[x] for x in nearest[r.source_id]))
+            else:
+                kind, bases = ReasonKind.TEACHER_NO_SHARED_BASE, ()
+            offer(CheckReason(kind, t, d, src, source, edges([*hops, *tail]), bases), first)
+    reasons = sorted(
+        (r for _, r in best.values()),
+        key=lambda r: (-r.verdict.rank, r.trait, r.kind.value, r.via, r.dataset or ""),
+    )
+    verdict = max((r.verdict for r in reasons), key=lambda v: v.rank, default=Verdict.OK)
+    shown = {x for r in reasons for e in r.path for x in (e.child, e.parent)}
+    shown |= {x for r in reasons for x in (r.via, r.source, *r.shared_base)}
+    refs.update(_refs(session, shown - refs.keys()))
+    return CheckResult(verdict, tuple(reasons)), refs
 
 
 def _reason_public(r: CheckReason, refs: dict[str, str]) -> ReasonPublic:
@@ -591,10 +864,11 @@ def _marks_rows(session: Session) -> Any:
 
 
 def derived_tables() -> list[Any]:
-    """The risk tables, for `studbook log audit`'s rebuild from envelopes."""
+    """The risk tables and lineage indexes, for `studbook log audit`'s rebuild from envelopes."""
     from ..replay import DerivedTable
 
     return [
         DerivedTable("risk_statements", ("attestation_id",), _statements_rows),
         DerivedTable("risk_marks", ("model", "trait"), _marks_rows),
+        *derived.derived_tables(),
     ]
