@@ -104,7 +104,10 @@ def server(database: str = "sqlite", extra_env: dict[str, str] | None = None) ->
         signer = dsse.Signer(dsse.generate_private_key())
         httpx.post(
             url + "/v1/keys",
-            json={"public_key": dsse.public_key_b64(signer.public_key)},
+            json={
+                "public_key": signer.public_key_text,
+                "proof": dsse.key_possession_proof(signer, "bench").to_json(),
+            },
             headers={"Authorization": f"Bearer {token}"},
         ).raise_for_status()
         yield Running(url, token, signer, data_dir, proc)

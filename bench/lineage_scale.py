@@ -823,7 +823,8 @@ def run_db(world: World, db: str, args: argparse.Namespace) -> DbResult:
             caller = Caller(principal.id, principal.name, Role.REVIEWER)  # type: ignore[arg-type]
         signer = dsse.Signer(dsse.generate_private_key())
         with Session(engine) as s:
-            register_key(s, caller, dsse.public_key_b64(signer.public_key), None)
+            proof = dsse.key_possession_proof(signer, caller.name).to_json()
+            register_key(s, caller, signer.public_key_text, None, proof)
         envelope = sign_statement(
             flag_statement(
                 world.digests[world.teacher],

@@ -60,6 +60,7 @@ from lineage.statements import registration_statement, sign_statement
 from ..auth import Caller, Role
 from ..db import begin_write
 from ..errors import RegistryError
+from ..keys.service import verified_key_row
 from ..models import Artifact, EvalPlot, EvalRun, Principal, SigningKey, utcnow
 from ..settings import Settings
 from . import child, queue
@@ -127,14 +128,10 @@ def ensure_identity(engine: Engine, settings: Settings) -> Identity:
                         field="eval_worker_principal",
                     )
                 key = session.get(SigningKey, signer.keyid)
-                if key is None:
-                    session.add(
-                        SigningKey(
-                            keyid=signer.keyid,
-                            public_key=dsse.public_key_b64(signer.public_key),
-                            principal_id=principal.id,
-                        )
-                    )
+                if key is None:  # registered like any key: with its proof of possession
+                    proof = dsse.key_possession_proof(signer, name)
+                    assert principal.id is not None
+                    session.add(verified_key_row(signer.public_key, name, proof, principal.id))
                 elif key.principal_id != principal.id:
                     raise WorkerSetupError(
                         f"the worker key {signer.keyid} is registered to another principal",

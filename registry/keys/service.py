@@ -69,20 +69,40 @@ def register_key(
         )
     name = owner or caller.name
     # Pure and the most expensive step: checked before the write lock is taken.
-    dsse.verify_key_possession(proof, key, name)
-    kid = dsse.keyid(key)
+    row = verified_key_row(key, name, proof)
     begin_write(session)
     principal = get_principal(session, name)
-    if session.get(SigningKey, kid) is not None:
-        raise _already_registered(kid)
-    row = SigningKey(keyid=kid, public_key=dsse.public_key_text(key), principal_id=principal.id)
+    if session.get(SigningKey, row.keyid) is not None:
+        raise _already_registered(row.keyid)
+    row.principal_id = principal.id  # type: ignore[assignment]
     session.add(row)
     try:
         session.commit()
     except IntegrityError as exc:  # a concurrent registration of the same key won
         session.rollback()
-        raise _already_registered(kid) from exc
+        raise _already_registered(row.keyid) from exc
     return to_public(row, principal.name)
+
+
+def verified_key_row(
+    public_key: str | dsse.PublicKey, principal: str, proof: object, principal_id: int | None = None
+) -> SigningKey:
+    """A new (unsaved) key row, made only once `proof` shows the key's holder signed for
+    `principal`: every way a key enters the registry (the API, the eval worker's own key) goes
+    through here, so no key row exists without its holder's consent. `principal_id` may be
+    filled in later, once the principal is read under the write lock.
+
+    Raises:
+        InvalidEnvelopeError: the key is unusable (field `public_key`) or the proof does not
+            verify (field `proof`).
+    """
+    key = dsse.load_public_key(public_key) if isinstance(public_key, str) else public_key
+    dsse.verify_key_possession(proof, key, principal)
+    return SigningKey(
+        keyid=dsse.keyid(key),
+        public_key=dsse.public_key_text(key),
+        principal_id=principal_id,  # type: ignore[arg-type]
+    )
 
 
 def _already_registered(kid: str) -> ConflictError:
