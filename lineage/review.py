@@ -16,7 +16,7 @@ from typing import Any
 from .errors import DigestError, InvalidStatementError
 from .risk import Severity
 from .statements import STATEMENT_TYPE
-from .types import check_digest
+from .types import check_digest, check_text
 
 __all__ = [
     "CLEARANCE_PREDICATE",
@@ -127,12 +127,19 @@ def parse_review(statement: Mapping[str, Any]) -> ReviewClaim:
             f"predicate.trait must be 1-{MAX_TRAIT} characters without surrounding spaces",
             field="predicate.trait",
         )
+    # Traits, reasons and references are read by people deciding on a model: the same readable-
+    # text rules as artifact names (NFC, no control, bidi or zero-width characters), with spaces,
+    # and newlines in the reason.
+    check_text(trait, field_name="predicate.trait", max_len=MAX_TRAIT)
     reason = pred.get("reason", "")
     if not isinstance(reason, str) or len(reason) > MAX_REASON:
         raise InvalidStatementError(
             f"predicate.reason must be text of at most {MAX_REASON} characters",
             field="predicate.reason",
         )
+    check_text(
+        reason, field_name="predicate.reason", max_len=MAX_REASON, multiline=True, empty=True
+    )
     evidence = pred.get("evidence", [])
     if (
         not isinstance(evidence, list)
@@ -143,6 +150,8 @@ def parse_review(statement: Mapping[str, Any]) -> ReviewClaim:
             f"predicate.evidence must be a list of at most {MAX_EVIDENCE} references (strings)",
             field="predicate.evidence",
         )
+    for i, e in enumerate(evidence):
+        check_text(e, field_name=f"predicate.evidence[{i}]", max_len=500)
     severity: Severity | None = None
     if ptype == FLAG_PREDICATE:
         try:

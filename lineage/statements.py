@@ -6,21 +6,70 @@ about; the predicate type says what kind of claim it is. Keeping to this standar
 in-toto tooling can read our records, and we can accept statements produced elsewhere.
 
 Predicate types are URIs owned by Studbook, versioned in the path, so that a v2 can coexist.
+
+Validated before written, servable forever. Whatever the registry accepts it stores and serves
+back (the statement in `GET /v1/attestations/<id>`, metadata and names in every artifact and
+lineage answer), so a statement that could not be served again must never be accepted. The limits,
+all module constants:
+
+- every statement (`parse_statement`, all predicate types): UTF-8 JSON of at most
+  `MAX_STATEMENT_BYTES`, nested at most `MAX_STATEMENT_DEPTH` levels, no duplicate object keys
+  (two parsers could read two different statements), every string and key Unicode scalar values
+  without NUL, every integer within a signed 64-bit range, no NaN or infinite numbers; at most
+  `MAX_SUBJECTS` subjects, each DigestSet value lowercase hex (`sha256`: exactly 64 characters,
+  never `sha256:<hex>`), each subject name readable text of at most `MAX_SUBJECT_NAME` characters;
+- registrations (`parse_registration`): the artifact's name and version follow the grammar of
+  `lineage.types.check_name` / `check_version` (NFC, printable, no bidi or zero-width characters,
+  no absolute paths or `.`/`..` segments, at most `MAX_NAME` / `MAX_VERSION` characters); the
+  subject's name is the predicate's `name@version`; at most `MAX_PARENTS` parents; metadata is an
+  object nested at most `MAX_METADATA_DEPTH` levels (the object itself is level 1), at most
+  `MAX_METADATA_BYTES` of canonical JSON, keys of at most `MAX_METADATA_KEY` characters and
+  strings of at most `MAX_METADATA_STRING`.
+
+Each refusal is an `InvalidStatementError` (or `DigestError`) naming the field by its JSON path
+(`predicate.artifact.metadata.a.b[3]`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .dsse import Envelope, Signer, Verifier
 from .errors import DigestError, InvalidStatementError
-from .types import ArtifactKind, ArtifactRef, ParentLink, Registration, Relation, check_digest
+from .types import (
+    MAX_NAME,
+    MAX_VERSION,
+    ArtifactKind,
+    ArtifactRef,
+    ParentLink,
+    Registration,
+    Relation,
+    check_digest,
+    check_hex_digest,
+    check_name,
+    check_scalar_text,
+    check_text,
+    check_version,
+)
 
 __all__ = [
+    "MAX_METADATA_BYTES",
+    "MAX_METADATA_DEPTH",
+    "MAX_METADATA_KEY",
+    "MAX_METADATA_STRING",
+    "MAX_NAME",
+    "MAX_PARENTS",
+    "MAX_STATEMENT_BYTES",
+    "MAX_STATEMENT_DEPTH",
+    "MAX_SUBJECTS",
+    "MAX_SUBJECT_NAME",
+    "MAX_VERSION",
     "PAYLOAD_TYPE",
     "REGISTRATION_PREDICATE",
     "STATEMENT_TYPE",
@@ -37,9 +86,24 @@ PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 REGISTRATION_PREDICATE = "https://studbook.dev/attestations/registration/v1"
 
-MAX_NAME = 200
-MAX_VERSION = 100
 MAX_PARENTS = 256
+# Every statement. The HTTP body limit (1 MiB by default) is lower; this one holds however an
+# operator configures that, and for statements checked offline.
+MAX_STATEMENT_BYTES = 4 << 20
+MAX_STATEMENT_DEPTH = 32
+MAX_SUBJECTS = 1024
+MAX_SUBJECT_NAME = 512
+MIN_INT = -(2**63)
+MAX_INT = 2**63 - 1
+# Registration metadata: free-form, but bounded, so that every answer that carries it (artifact,
+# lineage, search, the attestation) stays small and encodable.
+MAX_METADATA_DEPTH = 16
+MAX_METADATA_BYTES = 64 * 1024
+MAX_METADATA_KEY = 256
+MAX_METADATA_STRING = 16 * 1024
+# in-toto DigestSet: algorithm names such as sha256, sha512, gitCommit; values lowercase hex.
+_DIGEST_ALGORITHM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_HEX = re.compile(r"[0-9a-f]{1,128}")
 
 
 def canonical_json(obj: object) -> bytes:
@@ -66,16 +130,156 @@ def sign_statement(statement: Mapping[str, Any], signer: Signer) -> Envelope:
     return signer.sign(PAYLOAD_TYPE, canonical_json(statement))
 
 
+class _StrictJSONError(ValueError):
+    """Raised from inside `json.loads` hooks; carries the field to name."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            shown = key.encode("utf-8", "backslashreplace").decode("utf-8")
+            raise _StrictJSONError(
+                f"payload repeats the key {shown!r} in one object; a signed statement must have "
+                "one reading",
+                "payload",
+            )
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise _StrictJSONError(f"payload holds {name}, which is not a JSON number", "payload")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _StrictJSONError(f"payload holds the number {text}, beyond a double", "payload")
+    return value
+
+
+def _path(parent: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    shown = key.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+    return f"{parent}.{shown}" if parent else shown
+
+
+def check_json_tree(value: object, *, root: str, max_depth: int) -> int:
+    """Walk a decoded JSON value iteratively and return its depth (a scalar is 0, `{}` is 1).
+
+    Raises:
+        InvalidStatementError: naming the JSON path of the first value nested deeper than
+            `max_depth`, a string or key that is not Unicode scalar values or holds NUL, an
+            integer outside a signed 64-bit range, or a non-finite number.
+    """
+    deepest = 0
+    stack: list[tuple[object, str, int]] = [(value, root, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if isinstance(item, dict | list):
+            depth += 1
+            if depth > max_depth:
+                raise InvalidStatementError(
+                    f"{where} nests objects/arrays deeper than {max_depth} levels", field=where
+                )
+            deepest = max(deepest, depth)
+            if isinstance(item, dict):
+                for k, v in item.items():
+                    child = _path(where, str(k))
+                    check_scalar_text(str(k), field_name=child)
+                    stack.append((v, child, depth))
+            else:
+                stack.extend((v, _path(where, i), depth) for i, v in enumerate(item))
+        elif isinstance(item, str):
+            check_scalar_text(item, field_name=where)
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if not MIN_INT <= item <= MAX_INT:
+                raise InvalidStatementError(
+                    f"{where} is an integer outside the signed 64-bit range", field=where
+                )
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidStatementError(f"{where} is not a finite number", field=where)
+        else:  # pragma: no cover - json.loads makes nothing else
+            raise InvalidStatementError(f"{where} is not a JSON value", field=where)
+    return deepest
+
+
+def _decode_payload(payload: bytes) -> Any:
+    """JSON with one reading: UTF-8, no duplicate keys, no NaN/Infinity, bounded size and depth."""
+    if len(payload) > MAX_STATEMENT_BYTES:
+        raise InvalidStatementError(
+            f"payload is {len(payload)} bytes; a statement is at most {MAX_STATEMENT_BYTES}",
+            field="payload",
+        )
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidStatementError(
+            f"payload is not UTF-8 (byte {exc.start})", field="payload"
+        ) from None
+    try:
+        data = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+        )
+    except _StrictJSONError as exc:
+        raise InvalidStatementError(str(exc), field=exc.field) from None
+    except RecursionError:
+        raise InvalidStatementError(
+            f"payload nests objects/arrays deeper than {MAX_STATEMENT_DEPTH} levels",
+            field="payload",
+        ) from None
+    except ValueError as exc:  # JSONDecodeError, or an integer of more than 4300 digits
+        raise InvalidStatementError(f"payload is not JSON: {exc}", field="payload") from None
+    check_json_tree(data, root="payload", max_depth=MAX_STATEMENT_DEPTH)
+    return data
+
+
+def _check_subject(s: object, i: int) -> None:
+    where = f"subject[{i}]"
+    if not isinstance(s, dict) or not isinstance(s.get("digest"), dict) or not s["digest"]:
+        raise InvalidStatementError(
+            f"{where} must be an object with a non-empty digest map", field=where
+        )
+    if "name" in s:
+        check_text(s["name"], field_name=f"{where}.name", max_len=MAX_SUBJECT_NAME)
+    for algorithm, value in s["digest"].items():
+        field = f"{where}.digest.{algorithm}"
+        if not _DIGEST_ALGORITHM.fullmatch(algorithm):
+            raise InvalidStatementError(
+                f"{where}.digest: {algorithm!r} is not a digest algorithm name",
+                field=f"{where}.digest",
+            )
+        try:
+            if algorithm == "sha256":
+                check_hex_digest(value, field_name=field)
+            elif not isinstance(value, str) or not _HEX.fullmatch(value):
+                raise DigestError(
+                    f"{field} must be lowercase hex (at most 128 characters), got {value!r}",
+                    field=field,
+                )
+        except DigestError as exc:
+            raise InvalidStatementError(exc.message, field=exc.field) from exc
+
+
 def parse_statement(payload: bytes) -> dict[str, Any]:
-    """Parse and shape-check an in-toto Statement v1.
+    """Parse and shape-check an in-toto Statement v1, under the limits in the module docstring.
 
     Raises:
         InvalidStatementError: naming the field that is wrong.
     """
-    try:
-        data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidStatementError(f"payload is not JSON: {exc}", field="payload") from exc
+    data = _decode_payload(payload)
     if not isinstance(data, dict):
         raise InvalidStatementError("statement must be a JSON object", field="payload")
     if data.get("_type") != STATEMENT_TYPE:
@@ -86,11 +290,10 @@ def parse_statement(payload: bytes) -> dict[str, Any]:
     subjects = data.get("subject")
     if not isinstance(subjects, list) or not subjects:
         raise InvalidStatementError("subject must be a non-empty list", field="subject")
+    if len(subjects) > MAX_SUBJECTS:
+        raise InvalidStatementError(f"at most {MAX_SUBJECTS} subjects", field="subject")
     for i, s in enumerate(subjects):
-        if not isinstance(s, dict) or not isinstance(s.get("digest"), dict):
-            raise InvalidStatementError(
-                f"subject[{i}] must be an object with a digest map", field=f"subject[{i}]"
-            )
+        _check_subject(s, i)
     if not isinstance(data.get("predicateType"), str):
         raise InvalidStatementError("predicateType must be a string", field="predicateType")
     if not isinstance(data.get("predicate", {}), dict):
@@ -131,21 +334,39 @@ def registration_statement(reg: Registration) -> dict[str, Any]:
     }
 
 
-def _str_field(
-    obj: Mapping[str, Any], key: str, where: str, max_len: int, forbidden: str = "@"
-) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str) or not value.strip():
+def check_metadata(metadata: object, *, field: str = "predicate.artifact.metadata") -> None:
+    """Refuse registration metadata beyond the limits in the module docstring.
+
+    Raises:
+        InvalidStatementError: naming the JSON path of the first offence.
+    """
+    if not isinstance(metadata, dict):
+        raise InvalidStatementError(f"{field} must be an object", field=field)
+    check_json_tree(metadata, root=field, max_depth=MAX_METADATA_DEPTH)
+    stack: list[tuple[object, str]] = [(metadata, field)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, dict):
+            for k, v in item.items():
+                child = _path(where, k)
+                if len(k) > MAX_METADATA_KEY:
+                    raise InvalidStatementError(
+                        f"{child}: keys are at most {MAX_METADATA_KEY} characters", field=child
+                    )
+                stack.append((v, child))
+        elif isinstance(item, list):
+            stack.extend((v, _path(where, i)) for i, v in enumerate(item))
+        elif isinstance(item, str) and len(item) > MAX_METADATA_STRING:
+            raise InvalidStatementError(
+                f"{where}: strings are at most {MAX_METADATA_STRING} characters, got {len(item)}",
+                field=where,
+            )
+    size = len(canonical_json(metadata))
+    if size > MAX_METADATA_BYTES:
         raise InvalidStatementError(
-            f"{where}.{key} must be a non-empty string", field=f"{where}.{key}"
+            f"{field} is {size} bytes of canonical JSON; at most {MAX_METADATA_BYTES}",
+            field=field,
         )
-    if len(value) > max_len or any(c in forbidden or c.isspace() for c in value):
-        shown = " ".join(repr(c) for c in forbidden)
-        raise InvalidStatementError(
-            f"{where}.{key} must be at most {max_len} characters with no whitespace or {shown}",
-            field=f"{where}.{key}",
-        )
-    return value
 
 
 def parse_registration(statement: Mapping[str, Any]) -> Registration:
@@ -170,7 +391,7 @@ def parse_registration(statement: Mapping[str, Any]) -> Registration:
             "subject[0].digest must have a sha256 entry", field="subject[0].digest"
         )
     try:
-        digest = check_digest(str(digest_map["sha256"]), field_name="subject[0].digest.sha256")
+        digest = check_hex_digest(digest_map["sha256"], field_name="subject[0].digest.sha256")
     except DigestError as exc:
         raise InvalidStatementError(exc.message, field=exc.field) from exc
     pred = statement.get("predicate")
@@ -185,9 +406,16 @@ def parse_registration(statement: Mapping[str, Any]) -> Registration:
         raise InvalidStatementError(
             "predicate.artifact.kind must be 'model' or 'dataset'", field="predicate.artifact.kind"
         ) from exc
-    name = _str_field(art, "name", "predicate.artifact", MAX_NAME)
+    name = check_name(art.get("name"), field_name="predicate.artifact.name")
     # A version never holds '/', so `<name>@<version>/lineage` in a URL is unambiguous.
-    version = _str_field(art, "version", "predicate.artifact", MAX_VERSION, forbidden="@/")
+    version = check_version(art.get("version"), field_name="predicate.artifact.version")
+    label = f"{name}@{version}"
+    if subjects[0].get("name") != label:
+        raise InvalidStatementError(
+            f"subject[0].name must be the artifact's name@version {label!r}, got "
+            f"{subjects[0].get('name')!r}",
+            field="subject[0].name",
+        )
     opaque = art.get("opaque", False)
     if not isinstance(opaque, bool):
         raise InvalidStatementError(
@@ -196,10 +424,7 @@ def parse_registration(statement: Mapping[str, Any]) -> Registration:
     if opaque and kind is not ArtifactKind.MODEL:
         raise InvalidStatementError("only models can be opaque", field="predicate.artifact.opaque")
     metadata = art.get("metadata", {})
-    if not isinstance(metadata, dict):
-        raise InvalidStatementError(
-            "predicate.artifact.metadata must be an object", field="predicate.artifact.metadata"
-        )
+    check_metadata(metadata)
     raw_parents = pred.get("parents", [])
     if not isinstance(raw_parents, list):
         raise InvalidStatementError("predicate.parents must be a list", field="predicate.parents")

@@ -1,9 +1,25 @@
 """Engines, sessions and migrations.
 
 SQLite and PostgreSQL run the same schema, created only by Alembic. On SQLite we turn on WAL (so
-readers never wait for the writer), foreign keys (off by default there) and a busy timeout, and
-we take the write lock at the start of every writing transaction (`BEGIN IMMEDIATE`), so that
-two writers serialise cleanly instead of failing half-way with "database is locked".
+readers never wait for the writer), foreign keys (off by default there) and a busy timeout.
+
+One serialisation for every decision that reads before it writes. Ingest decides from what it
+reads: is this name@version taken, is this digest known, would this edge close a cycle, is this
+principal name or key free. Two writers deciding at the same instant from the same state would
+both say yes (two artifacts with one name, a cycle A -> B -> A), so every writing transaction
+starts with `begin_write`, which takes one database-wide write lock before the first read:
+
+- SQLite: `BEGIN IMMEDIATE` (the database's single writer lock);
+- PostgreSQL: `pg_advisory_xact_lock(WRITE_LOCK_KEY)`, a transaction-level advisory lock on one
+  fixed key, released by COMMIT or ROLLBACK. PostgreSQL makes a transaction's commit visible
+  before it releases its locks, so under READ COMMITTED every statement after the lock sees
+  everything the previous holder wrote. Replicas sharing the database share the lock.
+
+The cost is small: the transparency log's append already serialises every accepted statement on
+the log head row from the append to the commit (`registry/log/service.py`); the lock moves that
+point to the start of the transaction, so the validation reads join the serialised section.
+Readers never take it. Unique constraints stay as the last line of defence; a violation that
+still happens is answered as the same 409 as the sequential path (`registry/errors.py`).
 """
 
 from __future__ import annotations
@@ -18,11 +34,38 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 WRITE_OPTION = "studbook_write"
+# The advisory lock every PostgreSQL writer takes first: "STUDBOOK" in ASCII, a signed bigint.
+WRITE_LOCK_KEY = int.from_bytes(b"STUDBOOK", "big")
+_LOCKED = "studbook_write_locked"
 
 
 def begin_write(session: Session) -> None:
-    """Start `session`'s transaction as a writer (takes SQLite's write lock up front)."""
-    session.connection(execution_options={WRITE_OPTION: True})
+    """Start `session`'s transaction as a writer holding the database-wide write lock (see the
+    module docstring); calling it again in the same transaction does nothing.
+
+    Call it before the transaction's first read: the decisions a writer makes must read under
+    the lock.
+
+    Raises:
+        RuntimeError: on SQLite, the session already started a read transaction, whose snapshot
+            can no longer become a writer's (a programming error: roll back first).
+    """
+    tx = session.get_transaction()
+    if tx is not None and session.info.get(_LOCKED) is tx:
+        return
+    # Options apply only when the transaction procures its connection; once it holds one (a
+    # read already ran), asking again would only warn.
+    connected = tx is not None and bool(getattr(tx, "_connections", None))
+    conn = (
+        session.connection()
+        if connected
+        else session.connection(execution_options={WRITE_OPTION: True})
+    )
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+    elif not conn.get_execution_options().get(WRITE_OPTION):
+        raise RuntimeError("begin_write called inside a read transaction; roll back first")
+    session.info[_LOCKED] = session.get_transaction()
 
 
 def make_engine(url: str) -> Engine:

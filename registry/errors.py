@@ -13,6 +13,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.exceptions import ValidationException as LitestarValidationException
+from sqlalchemy.exc import IntegrityError
 
 from lineage.errors import (
     CycleError,
@@ -97,6 +98,54 @@ def _status_for_lineage(exc: LineageError) -> int:
     return 400  # the rest, TreeRangeError and ProofError included, describe bad input
 
 
+# Unique constraints -> (field, what the sequential path says). Every writer checks these under
+# the write lock (`registry.db.begin_write`), so a violation means a path that did not; it is
+# still the client's conflict, never a 500. Keys: PostgreSQL constraint names, and SQLite's
+# "UNIQUE constraint failed: <table>.<columns>" text.
+_UNIQUE_CONFLICTS: dict[str, tuple[str, str]] = {
+    "uq_artifacts_name_version": (
+        "predicate.artifact.version",
+        "this name@version is already registered with another digest; register new content "
+        "under a new version",
+    ),
+    "artifacts.name, artifacts.version": (
+        "predicate.artifact.version",
+        "this name@version is already registered with another digest; register new content "
+        "under a new version",
+    ),
+    "artifacts_digest_key": ("subject[0].digest", "this digest is already registered"),
+    "artifacts.digest": ("subject[0].digest", "this digest is already registered"),
+    "principals_name_key": ("name", "a principal with this name already exists"),
+    "principals.name": ("name", "a principal with this name already exists"),
+    "keys_pkey": ("public_key", "this key is already registered"),
+    "keys.keyid": ("public_key", "this key is already registered"),
+    "uq_edges_child_parent_rel": ("predicate.parents", "this edge is already recorded"),
+    "edges.child_id, edges.parent_id, edges.relation": (
+        "predicate.parents",
+        "this edge is already recorded",
+    ),
+    "attestations_payload_digest_key": ("payload", "this statement was already accepted"),
+    "attestations.payload_digest": ("payload", "this statement was already accepted"),
+}
+
+
+def unique_conflict(exc: IntegrityError) -> tuple[str | None, str] | None:
+    """The field and message of a unique-constraint violation (None: another integrity error)."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "23505":  # PostgreSQL unique_violation
+        diag = getattr(orig, "diag", None)
+        name = str(getattr(diag, "constraint_name", "") or "")
+    else:
+        text = str(orig)
+        if "UNIQUE constraint failed: " not in text:
+            return None
+        name = text.split("UNIQUE constraint failed: ", 1)[1].strip()
+    field, message = _UNIQUE_CONFLICTS.get(
+        name, (None, "the request conflicts with something recorded at the same time")
+    )
+    return field, message
+
+
 def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Map any exception raised while handling a request to a JSON error response."""
     field: str | None = None
@@ -116,6 +165,8 @@ def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Respon
                 else "the transparency log's stored nodes are incomplete; an operator should "
                 "run `studbook log audit`"
             )
+    elif isinstance(exc, IntegrityError) and (conflict := unique_conflict(exc)) is not None:
+        status, (field, detail) = 409, conflict
     elif isinstance(exc, LitestarValidationException):
         status = 400
         detail = str(exc.detail)

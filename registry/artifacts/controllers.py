@@ -79,7 +79,7 @@ class ArtifactController(Controller):
     ) -> ArtifactsPublic:
         rows, total = service.search(db_session, q=q, kind=kind, limit=limit, offset=offset)
         return ArtifactsPublic(
-            data=[service.to_public(a) for a in rows], count=total, limit=limit, offset=offset
+            data=service.publics(db_session, rows), count=total, limit=limit, offset=offset
         )
 
     @get(
@@ -118,4 +118,4 @@ class ArtifactController(Controller):
             return VIEWS[view_name](db_session, artifact, dict(request.query_params))
         if "/" in ref and "@" not in ref:
             raise NotFoundError(f"no artifact view {view_name!r}", field="ref")
-        return service.to_public(service.resolve(db_session, check_ref(ref)))
+        return service.public(db_session, service.resolve(db_session, check_ref(ref)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from lineage.types import ArtifactKind, Relation
 
@@ -23,7 +23,11 @@ class ArtifactPublic(BaseModel):
     ref: str
     opaque: bool
     metadata: dict[str, Any]
-    attestation_id: int
+    owner: str = Field(
+        description="The principal that first registered the artifact (the submitter of "
+        "`attestation_id`); only it or an admin may add parents to it."
+    )
+    attestation_id: int = Field(description="The attestation that first registered it.")
     created_at: UtcDateTime
 
 
@@ -44,12 +48,22 @@ class Direction(StrEnum):
 
 
 class EdgePublic(BaseModel):
-    """child -> parent."""
+    """child -> parent, with the statement that asserted it."""
 
     child: str
     parent: str
     relation: Relation
-    attestation_id: int
+    attestation_id: int = Field(description="The attestation that asserted this edge.")
+    asserted_by: str = Field(description="The principal that submitted that attestation.")
+    asserted_at: UtcDateTime = Field(description="When the registry accepted it.")
+
+
+class AddedEdge(BaseModel):
+    """An edge a registration added (for an amendment, each one is said out loud)."""
+
+    relation: Relation
+    parent: str = Field(description="The parent's digest.")
+    parent_ref: str = Field(description="The parent's name@version.")
 
 
 class LineageNode(BaseModel):

@@ -1,8 +1,20 @@
 """Artifacts and lineage edges: applying registrations, lookups, and graph walks in SQL.
 
 A registration statement names one artifact (by content digest) and its parents (by digest).
-Re-registering a known digest is how lineage is amended later (say, a `trained_on` edge that was
-not known at first); so a cycle is possible, and is refused before anything is written.
+
+Ownership. The principal that first registers an artifact owns it: the principal of the
+attestation that created the row (`artifacts.attestation_id`), so ownership needs no column of
+its own and is rebuilt with everything else on a replay. Re-registering a known digest with new
+parents is an amendment (say, a `trained_on` edge that was not known at first): only the owner
+or an admin may make one, anyone else gets 403 naming the owner, and the answer says out loud
+that the artifact was amended and which edges were added. A re-registration that adds nothing
+is accepted from anyone (a second signature over the same facts) and changes nothing. Edges are
+never removed, and each keeps the attestation that asserted it, so every lineage answer says who
+asserted an edge and when.
+
+Amendments can close a cycle, which is refused before anything is written. Every check here
+reads under the write lock `submit` takes first (`registry.db.begin_write`), so two concurrent
+registrations (A fine_tuned_from B, B fine_tuned_from A) are decided one after the other.
 """
 
 from __future__ import annotations
@@ -15,21 +27,37 @@ from sqlmodel import Session
 
 from lineage.errors import CycleError
 from lineage.statements import VerifiedStatement, parse_registration
-from lineage.types import ArtifactKind, Relation, check_digest
+from lineage.types import ArtifactKind, ArtifactRef, Relation, check_digest
 
-from ..errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError
-from ..models import Artifact, Attestation, LineageEdge
-from .schemas import ArtifactPublic, Direction, EdgePublic, LineageNode, LineagePublic
+from ..auth import Role
+from ..errors import (
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnprocessableError,
+)
+from ..models import Artifact, Attestation, LineageEdge, Principal
+from .schemas import (
+    AddedEdge,
+    ArtifactPublic,
+    Direction,
+    EdgePublic,
+    LineageNode,
+    LineagePublic,
+)
 
 _CHUNK = 500
 _ARTIFACTS = Artifact.__table__  # type: ignore[attr-defined]
 _EDGES = LineageEdge.__table__  # type: ignore[attr-defined]
+_ATTESTATIONS = Attestation.__table__  # type: ignore[attr-defined]
+_PRINCIPALS = Principal.__table__  # type: ignore[attr-defined]
 MAX_DEPTH = 64
 MAX_NODES = 10_000
 
 
-def to_public(a: Artifact) -> ArtifactPublic:
-    """API view of an artifact row."""
+def to_public(a: Artifact, owner: str) -> ArtifactPublic:
+    """API view of an artifact row; `owner` is its owner's name (see `owners`)."""
     assert a.id is not None
     return ArtifactPublic(
         id=a.id,
@@ -40,9 +68,36 @@ def to_public(a: Artifact) -> ArtifactPublic:
         ref=f"{a.name}@{a.version}",
         opaque=a.opaque,
         metadata=a.metadata_,
+        owner=owner,
         attestation_id=a.attestation_id,
         created_at=a.created_at,
     )
+
+
+def signers(session: Session, attestation_ids: Iterable[int]) -> dict[int, tuple[str, Any]]:
+    """attestation id -> (the name of the principal that submitted it, when it was received)."""
+    out: dict[int, tuple[str, Any]] = {}
+    ids = list(dict.fromkeys(attestation_ids))
+    a, p = _ATTESTATIONS, _PRINCIPALS
+    for i in range(0, len(ids), _CHUNK):
+        rows = session.execute(
+            select(a.c.id, p.c.name, a.c.received_at)
+            .join(p, p.c.id == a.c.principal_id)
+            .where(a.c.id.in_(ids[i : i + _CHUNK]))
+        )
+        out.update({r.id: (r.name, r.received_at) for r in rows})
+    return out
+
+
+def publics(session: Session, rows: Sequence[Artifact]) -> list[ArtifactPublic]:
+    """API views of artifact rows, with their owners (one query for all of them)."""
+    who = signers(session, (a.attestation_id for a in rows))
+    return [to_public(a, who.get(a.attestation_id, ("?", None))[0]) for a in rows]
+
+
+def public(session: Session, a: Artifact) -> ArtifactPublic:
+    """API view of one artifact row, with its owner."""
+    return publics(session, [a])[0]
 
 
 MIN_DIGEST_PREFIX = 12  # hex characters: tables show this many, and any unique prefix works
@@ -71,7 +126,12 @@ def resolve(session: Session, ref: str) -> Artifact:
     ref = ref.strip()
     row: Artifact | None
     prefix = _digest_prefix(ref)
-    if ref.isdigit() and len(ref) < MIN_DIGEST_PREFIX:
+    if "@" in ref:  # first: no id or digest holds '@', but a name may look like one
+        name, _, version = ref.rpartition("@")
+        row = session.scalars(
+            select(Artifact).where(Artifact.name == name, Artifact.version == version)  # type: ignore[arg-type]
+        ).first()
+    elif ref.isdigit() and len(ref) < MIN_DIGEST_PREFIX:
         row = session.get(Artifact, int(ref))
     elif prefix is not None:
         # A range on the unique digest index, not LIKE (SQLite's LIKE ignores the index).
@@ -94,11 +154,6 @@ def resolve(session: Session, ref: str) -> Artifact:
     elif ref.startswith("sha256:") or (len(ref) == 64 and set(ref) <= _HEX):
         digest = check_digest(ref, field_name="ref")
         row = session.scalars(select(Artifact).where(Artifact.digest == digest)).first()  # type: ignore[arg-type]
-    elif "@" in ref:
-        name, _, version = ref.rpartition("@")
-        row = session.scalars(
-            select(Artifact).where(Artifact.name == name, Artifact.version == version)  # type: ignore[arg-type]
-        ).first()
     else:
         raise BadRequestError(
             f"artifact reference {ref!r} must be an id, sha256:<digest>, a digest prefix of "
@@ -169,14 +224,22 @@ def apply_registration(
 ) -> dict[str, Any]:
     """Write the artifact and edges a verified registration declares (no commit).
 
-    This is the ingest hot path, so it speaks SQL Core: one query finds the artifact itself,
-    any artifact holding its name@version, and all declared parents; then at most two inserts.
+    Runs inside the submitting transaction, after `begin_write`: everything it reads, it reads
+    under the write lock. This is the ingest hot path, so it speaks SQL Core: one query finds
+    the artifact itself, any artifact holding its name@version, and all declared parents; then
+    at most two inserts.
+
+    Returns:
+        What was done: `artifact_id`, `created`, `amended` (an existing artifact got new edges),
+        `edges_added` (how many), `added_edges` (each as `AddedEdge`), `new_edges` (id triples
+        for the hooks that follow), and `artifact` (the new row) when created.
 
     Raises:
-        InvalidStatementError: the predicate is malformed.
+        InvalidStatementError: the predicate is malformed or breaks a limit.
         ConflictError: the digest or name@version is recorded differently.
         UnprocessableError: a parent is unknown.
         RelationError: a relation joins the wrong kinds.
+        PermissionDeniedError: an amendment by someone other than the owner or an admin.
         CycleError: an edge would make an artifact its own ancestor.
     """
     reg = parse_registration(verified.statement)
@@ -184,31 +247,13 @@ def apply_registration(
     t = _ARTIFACTS
     wanted = [art.digest, *(p.digest for p in reg.parents)]
     rows = session.execute(
-        select(t.c.id, t.c.digest, t.c.kind, t.c.name, t.c.version).where(
+        select(t.c.id, t.c.digest, t.c.kind, t.c.name, t.c.version, t.c.attestation_id).where(
             or_(t.c.digest.in_(wanted), (t.c.name == art.name) & (t.c.version == art.version))
         )
     ).all()
     by_digest = {r.digest: r for r in rows}
     existing = by_digest.get(art.digest)
-    if existing is not None:
-        if (existing.kind, existing.name, existing.version) != (
-            art.kind.value,
-            art.name,
-            art.version,
-        ):
-            raise ConflictError(
-                f"digest {art.digest} is already registered as {existing.kind} "
-                f"{existing.name}@{existing.version}",
-                field="subject[0].digest",
-            )
-    else:
-        clash = next((r for r in rows if (r.name, r.version) == (art.name, art.version)), None)
-        if clash is not None:
-            raise ConflictError(
-                f"{art.label} is already registered with another digest ({clash.digest}); "
-                "register new content under a new version",
-                field="predicate.artifact.version",
-            )
+    _check_identity(art, existing, rows)
     for i, link in enumerate(reg.parents):
         parent = by_digest.get(link.digest)
         if parent is None:
@@ -248,6 +293,8 @@ def apply_registration(
             for link in reg.parents
             if (by_digest[link.digest].id, link.relation.value) not in have
         ]
+        if new_links:
+            check_amendment(session, art.label, existing.attestation_id, attestation.principal_id)
         # Only an amended artifact can close a cycle: a new one has no descendants yet.
         for link in new_links:
             path = _find_path_up(session, by_digest[link.digest].id, child_id)
@@ -273,7 +320,16 @@ def apply_registration(
     outcome: dict[str, Any] = {
         "artifact_id": child_id,
         "edges_added": len(new_links),
+        "added_edges": [
+            AddedEdge(
+                relation=link.relation,
+                parent=link.digest,
+                parent_ref=f"{by_digest[link.digest].name}@{by_digest[link.digest].version}",
+            )
+            for link in new_links
+        ],
         "created": existing is None,
+        "amended": existing is not None and bool(new_links),
         "new_edges": [(child_id, by_digest[link.digest].id, link.relation) for link in new_links],
     }
     if existing is None:  # the answer needs no read-back: every column is known here
@@ -289,6 +345,58 @@ def apply_registration(
             created_at=attestation.received_at,
         )
     return outcome
+
+
+def _check_identity(art: ArtifactRef, existing: Any, rows: Sequence[Any]) -> None:
+    """Refuse a registration whose digest or name@version is recorded as something else.
+
+    Raises:
+        ConflictError: naming the field that clashes.
+    """
+    if existing is not None:
+        if (existing.kind, existing.name, existing.version) != (
+            art.kind.value,
+            art.name,
+            art.version,
+        ):
+            raise ConflictError(
+                f"digest {art.digest} is already registered as {existing.kind} "
+                f"{existing.name}@{existing.version}",
+                field="subject[0].digest",
+            )
+        return
+    clash = next((r for r in rows if (r.name, r.version) == (art.name, art.version)), None)
+    if clash is not None:
+        raise ConflictError(
+            f"{art.label} is already registered with another digest ({clash.digest}); "
+            "register new content under a new version",
+            field="predicate.artifact.version",
+        )
+
+
+def check_amendment(session: Session, label: str, created_by: int, principal_id: int) -> None:
+    """Allow adding parents to an existing artifact only to its owner (the principal of the
+    attestation `created_by`) or an admin.
+
+    Raises:
+        PermissionDeniedError: naming the owner (field `predicate.parents`).
+    """
+    a, p = _ATTESTATIONS, _PRINCIPALS
+    owner = session.execute(
+        select(p.c.id, p.c.name).join(a, a.c.principal_id == p.c.id).where(a.c.id == created_by)
+    ).one()
+    if owner.id == principal_id:
+        return
+    role = session.execute(select(p.c.role).where(p.c.id == principal_id)).scalar_one_or_none()
+    if role == Role.ADMIN.value:
+        return
+    raise PermissionDeniedError(
+        f"{label} is owned by {owner.name!r}: only its owner or an admin may add parents to it "
+        "(an amendment); register your derived artifact under a new name or version instead, or "
+        "ask the owner",
+        field="predicate.parents",
+        owner=owner.name,
+    )
 
 
 def _digests_of(session: Session, ids: Sequence[int]) -> list[str]:
@@ -348,16 +456,23 @@ def lineage(session: Session, root: Artifact, direction: Direction, depth: int) 
     for i in range(0, len(ids), _CHUNK):
         for a in session.scalars(select(Artifact).where(Artifact.id.in_(ids[i : i + _CHUNK]))):  # type: ignore[union-attr]
             arts[a.id] = a  # type: ignore[index]
+    edge_set = sorted({e for e in edges if e[0] in arts and e[1] in arts})
+    # One query names every owner and every edge's asserter (edges assert in few statements).
+    who = signers(session, [*(a.attestation_id for a in arts.values()), *(e[3] for e in edge_set)])
     nodes = [
-        LineageNode(artifact=to_public(arts[i]), depth=d)
+        LineageNode(artifact=to_public(arts[i], who[arts[i].attestation_id][0]), depth=d)
         for i, d in sorted(seen.items(), key=lambda kv: (kv[1], kv[0]))
     ]
     edge_rows = [
         EdgePublic(
-            child=arts[c].digest, parent=arts[p].digest, relation=Relation(r), attestation_id=a
+            child=arts[c].digest,
+            parent=arts[p].digest,
+            relation=Relation(r),
+            attestation_id=a,
+            asserted_by=who[a][0],
+            asserted_at=who[a][1],
         )
-        for c, p, r, a in sorted(set(edges))
-        if c in arts and p in arts
+        for c, p, r, a in edge_set
     ]
     return LineagePublic(
         root=root.digest,

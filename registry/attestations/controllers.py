@@ -12,7 +12,6 @@ from sqlmodel import Session
 
 from lineage.dsse import b64decode
 
-from ..artifacts.service import to_public as artifact_public
 from ..auth import Caller
 from ..boundary import MAX_ID
 from . import service
@@ -47,8 +46,10 @@ class AttestationController(Controller):
             principal=sub.principal,
             received_at=att.received_at,
             created=sub.created,
-            artifact=artifact_public(art) if art is not None else None,
+            artifact=art,
             edges_added=int(sub.outcome.get("edges_added", 0)),
+            amended=bool(sub.outcome.get("amended", False)),
+            added_edges=sub.outcome.get("added_edges", []),
             result=sub.outcome.get("result"),
             log_index=sub.outcome.get("log_index"),
             inclusion_proof=sub.outcome.get("inclusion_proof"),

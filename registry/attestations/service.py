@@ -7,6 +7,17 @@ Any error anywhere rolls back the whole submission, so nothing is ever half-writ
 
 Re-submitting the exact same payload is idempotent: the stored attestation is returned and
 nothing new is written.
+
+Serialisation. `submit` takes the database-wide write lock (`registry.db.begin_write`) before its
+first read, so the key lookup, every check a handler makes (name@version and digest uniqueness,
+cycles, ownership) and the writes see one state, and concurrent submissions are decided one after
+another on both databases. Should a unique constraint still fire (a writer that did not take the
+lock), the submission is rolled back and decided once more, so the client gets the answer the
+sequential path gives (409 naming the field, or 200 for a re-submission), never a 500.
+
+`submit` is composed of steps a batch can reuse inside one transaction: `read_envelope` (pure),
+`verify` (keys, signature, statement), `handler_for` (predicate and role), `accept` (record,
+apply, hooks; no commit).
 """
 
 from __future__ import annotations
@@ -17,12 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from lineage.dsse import Envelope
 from lineage.statements import REGISTRATION_PREDICATE, VerifiedStatement, verify_envelope
 
 from ..artifacts import service as artifacts
+from ..artifacts.schemas import ArtifactPublic
 from ..auth import Caller, Role, require
 from ..db import begin_write
 from ..errors import BadRequestError, NotFoundError
@@ -77,13 +90,57 @@ def submit(session: Session, caller: Caller, raw: object) -> Submission:
         ConflictError, UnprocessableError, RelationError, CycleError: the statement contradicts
             the registry (409/422).
     """
+    envelope, raw = read_envelope(raw)
+    for attempt in (1, 2):
+        # The write lock comes first: the key lookups and every check below must see the same
+        # state the writes go into.
+        begin_write(session)
+        try:
+            sub = accept(session, caller, envelope, raw)
+            if sub.created:
+                session.commit()
+            else:
+                session.rollback()
+            return sub
+        except IntegrityError:
+            # A writer outside the lock won a unique key; decide again, now seeing it.
+            session.rollback()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def read_envelope(raw: object) -> tuple[Envelope, dict[str, Any]]:
+    """Parse the DSSE envelope (pure); returns it with the JSON object to store verbatim.
+
+    Raises:
+        InvalidEnvelopeError: naming the field that is missing, malformed or unknown.
+    """
     envelope = Envelope.from_json(raw)
     if not isinstance(raw, dict):  # from_json accepted a str/bytes form
         raw = json.loads(raw)  # type: ignore[arg-type]
-    # Take the write lock first: the key lookups below must see the same state we write into.
-    begin_write(session)
+    return envelope, raw  # type: ignore[return-value]
+
+
+def verify(session: Session, caller: Caller, envelope: Envelope) -> VerifiedStatement:
+    """Check every signature against the caller's active keys, then parse and check the
+    statement (under the limits of `lineage.statements`). Call inside the write transaction.
+
+    Raises:
+        PermissionDeniedError, UnverifiedSignatureError, InvalidEnvelopeError,
+        InvalidStatementError: as `submit`.
+    """
     verifier = verifier_for(session, caller, [s.keyid for s in envelope.signatures])
-    verified = verify_envelope(envelope, verifier)
+    return verify_envelope(envelope, verifier)
+
+
+def handler_for(caller: Caller, verified: VerifiedStatement) -> PredicateHandler:
+    """The handler of the statement's predicate type, once the caller's role allows it.
+
+    Raises:
+        BadRequestError: an unsupported predicate type (field `predicateType`).
+        PermissionDeniedError: the caller's role may not submit it.
+    """
     handler = HANDLERS.get(verified.predicate_type)
     if handler is None:
         known = ", ".join(sorted(HANDLERS))
@@ -92,6 +149,19 @@ def submit(session: Session, caller: Caller, raw: object) -> Submission:
             field="predicateType",
         )
     require(caller, *handler.roles)
+    return handler
+
+
+def accept(session: Session, caller: Caller, envelope: Envelope, raw: dict[str, Any]) -> Submission:
+    """Verify, record and apply one envelope, then run the `AFTER_ACCEPT` hooks, inside the
+    caller's write transaction (`begin_write` taken; no commit). A re-submission of an accepted
+    payload writes nothing and answers what was stored (`created` False).
+
+    Raises:
+        As `submit`.
+    """
+    verified = verify(session, caller, envelope)
+    handler = handler_for(caller, verified)
     # One statement both inserts and detects a re-submission (the payload digest is unique).
     values = {
         "payload_digest": verified.payload_digest,
@@ -110,7 +180,6 @@ def submit(session: Session, caller: Caller, raw: object) -> Submission:
     outcome = handler.apply(session, attestation, verified)
     for hook in AFTER_ACCEPT:
         hook(session, attestation, verified, outcome)
-    session.commit()
     return Submission(attestation, caller.name, created=True, outcome=outcome)
 
 
@@ -138,7 +207,6 @@ def _already_accepted(session: Session, verified: VerifiedStatement) -> Submissi
     for hook in DESCRIBE_EXISTING:
         hook(session, existing, outcome)
     name = _principal_name(session, existing.principal_id)
-    session.rollback()
     return Submission(existing, name, created=False, outcome=outcome)
 
 
@@ -159,10 +227,15 @@ def get(session: Session, attestation_id: int) -> tuple[Attestation, str]:
     return row, _principal_name(session, row.principal_id)
 
 
-def artifact_of(session: Session, sub: Submission) -> Artifact | None:
-    """The artifact a registration submission concerns, for the answer."""
+def artifact_of(session: Session, sub: Submission) -> ArtifactPublic | None:
+    """The artifact a registration submission concerns, with its owner, for the answer."""
+    row: Artifact | None
     if "artifact" in sub.outcome:
-        return sub.outcome["artifact"]  # type: ignore[no-any-return]
-    if "artifact_id" in sub.outcome:
-        return session.get(Artifact, sub.outcome["artifact_id"])
-    return None
+        row = sub.outcome["artifact"]
+        if row is not None and sub.created and sub.outcome.get("created"):
+            return artifacts.to_public(row, sub.principal)  # its first registration: no query
+    elif "artifact_id" in sub.outcome:
+        row = session.get(Artifact, sub.outcome["artifact_id"])
+    else:
+        return None
+    return artifacts.public(session, row) if row is not None else None
