@@ -22,6 +22,7 @@ checked where statements are validated, not here.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -100,10 +101,13 @@ def check_json_value(value: Any, *, max_depth: int = MAX_BODY_DEPTH) -> None:
                 stack.extend((v, _path(where, i), depth + 1) for i, v in enumerate(item))
         elif isinstance(item, str):
             _check_text(item, where or "body", "field")
+        elif isinstance(item, float) and not math.isfinite(item):  # 1e400 decodes to inf
+            where = _printable_path(where)
+            raise _bad(f"field '{where or 'body'}': number out of range", where or "body")
         elif isinstance(item, int) and not isinstance(item, bool) and not MIN_INT <= item <= MAX_ID:
             where = _printable_path(where)
             raise _bad(
-                f"field {where or 'body'!r}: integer out of range (at most {MAX_ID})",
+                f"field '{where or 'body'}': integer out of range (at most {MAX_ID})",
                 where or "body",
             )
 
@@ -127,24 +131,23 @@ def decode_body(body: bytes) -> Any:
         raise _bad(
             f"request body nests arrays/objects deeper than {MAX_BODY_DEPTH} levels", "body"
         ) from None
-    except msgspec.ValidationError as exc:  # numbers beyond 64 bits or a double
-        raise _bad(f"request body: {exc}", "body") from None
-    except msgspec.DecodeError as exc:
-        # msgspec refuses lone surrogate escapes ("\ud800") as malformed; the standard library
-        # decodes them, so the answer can name the field that holds one.
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        # msgspec refuses numbers beyond 64 bits or a double, and lone surrogate escapes
+        # ("\ud800") as malformed; the standard library decodes all three, so that the
+        # answer can name the field that holds one.
         value = _decode_leniently(body, exc)
     check_json_value(value)
     return value
 
 
-def _decode_leniently(body: bytes, original: msgspec.DecodeError) -> Any:
+def _decode_leniently(body: bytes, original: Exception) -> Any:
     import json
 
     try:
         # Only reached for bodies msgspec refused; its depth limit did not trip, and the
         # standard decoder's recursion is bounded by the same interpreter limit.
         return json.loads(body)
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError):  # ints of over 4,300 digits are a ValueError too
         raise _bad(f"request body is not valid JSON: {original}", "body") from None
 
 
