@@ -59,19 +59,27 @@ def postgres_database() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def server(database: str = "sqlite", extra_env: dict[str, str] | None = None) -> Iterator[Running]:
-    """Run a server; `database` is "sqlite" or "postgres"."""
+def server(
+    database: str = "sqlite",
+    extra_env: dict[str, str] | None = None,
+    extra_args: tuple[str, ...] = (),
+    database_url: str | None = None,
+) -> Iterator[Running]:
+    """Run a server; `database` is "sqlite" or "postgres" (a fresh database), unless
+    `database_url` names an existing one."""
     with contextlib.ExitStack() as stack:
         data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="studbook-bench-")))
         env = {**os.environ, "STUDBOOK_DATA_DIR": str(data_dir), **(extra_env or {})}
         env.pop("STUDBOOK_DATABASE_URL", None)
-        if database == "postgres":
+        if database_url is not None:
+            env["STUDBOOK_DATABASE_URL"] = database_url
+        elif database == "postgres":
             env["STUDBOOK_DATABASE_URL"] = stack.enter_context(postgres_database())
         port = free_port()
         log = open(data_dir / "server.log", "wb")  # noqa: SIM115 (closed by the stack)
         stack.callback(log.close)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "studbook_cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "studbook_cli", "serve", "--port", str(port), *extra_args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
