@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import DigestError, InvalidStatementError
@@ -19,8 +20,11 @@ from .statements import STATEMENT_TYPE
 from .types import check_digest, check_text
 
 __all__ = [
+    "ACCEPTANCE_PREDICATE",
     "CLEARANCE_PREDICATE",
     "FLAG_PREDICATE",
+    "MAX_ACCEPTANCE_DAYS",
+    "AcceptanceClaim",
     "ReviewClaim",
     "clearance_statement",
     "flag_statement",
@@ -31,6 +35,11 @@ FLAG_PREDICATE = "https://studbook.dev/attestations/flag/v1"
 CLEARANCE_PREDICATE = "https://studbook.dev/attestations/clearance/v1"
 
 MAX_TRAIT = 100
+ACCEPTANCE_PREDICATE = "https://studbook.dev/attestations/risk-acceptance/v1"
+"""A reviewer accepts a model's risk for a trait, for a time: the model leaves the review queue
+until `expires`, and nothing else changes (the mark stays, and still propagates; an acceptance is
+a decision to live with a risk, not evidence against it, which is what a clearance is)."""
+MAX_ACCEPTANCE_DAYS = 366
 MAX_REASON = 4000
 MAX_EVIDENCE = 50
 
@@ -167,3 +176,92 @@ def parse_review(statement: Mapping[str, Any]) -> ReviewClaim:
             field="predicate.evidence",
         )
     return ReviewClaim(artifact, trait, severity, reason, tuple(evidence))
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptanceClaim:
+    """What a risk-acceptance statement says: `artifact`'s risk for `trait` is accepted, for
+    `reason`, until `expires` (UTC)."""
+
+    artifact: str
+    trait: str
+    reason: str
+    expires: datetime
+    evidence: tuple[str, ...]
+
+
+def _rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def acceptance_statement(
+    artifact: str,
+    trait: str,
+    reason: str,
+    expires: datetime,
+    evidence: tuple[str, ...] = (),
+    *,
+    label: str = "_",
+) -> dict[str, Any]:
+    """A risk acceptance: `artifact`'s risk for `trait` is accepted until `expires`."""
+    if expires.tzinfo is None:
+        raise InvalidStatementError("expires must be timezone-aware", field="predicate.expires")
+    return _statement(
+        ACCEPTANCE_PREDICATE,
+        artifact,
+        label,
+        {
+            "trait": trait,
+            "reason": reason,
+            "expires": _rfc3339(expires),
+            "evidence": list(evidence),
+        },
+    )
+
+
+def parse_acceptance(statement: Mapping[str, Any]) -> AcceptanceClaim:
+    """Read a risk-acceptance predicate. The reason is required: an acceptance without one is a
+    decision nobody can review later.
+
+    Raises:
+        InvalidStatementError: naming the field that is wrong.
+    """
+    if statement.get("predicateType") != ACCEPTANCE_PREDICATE:
+        raise InvalidStatementError("not a risk-acceptance statement", field="predicateType")
+    pred = statement.get("predicate")
+    if not isinstance(pred, dict):
+        raise InvalidStatementError("predicate must be an object", field="predicate")
+    unknown = sorted(set(pred) - {"trait", "reason", "expires", "evidence"})
+    if unknown:
+        raise InvalidStatementError(
+            f"unknown predicate field {unknown[0]!r}", field=f"predicate.{unknown[0]}"
+        )
+    # The shared checks (subject, trait, reason, evidence) are those of a clearance.
+    as_clearance = dict(statement)
+    as_clearance["predicateType"] = CLEARANCE_PREDICATE
+    as_clearance["predicate"] = {
+        "trait": pred.get("trait"),
+        "reason": pred.get("reason", ""),
+        "evidence": pred.get("evidence", []) or ["-"],
+    }
+    claim = parse_review(as_clearance)
+    evidence = pred.get("evidence", [])
+    reason = claim.reason
+    if not reason.strip():
+        raise InvalidStatementError(
+            "an acceptance needs a reason (why the risk is acceptable)", field="predicate.reason"
+        )
+    raw = pred.get("expires")
+    if not isinstance(raw, str) or len(raw) > 40 or not raw.endswith("Z"):
+        raise InvalidStatementError(
+            "predicate.expires must be an RFC 3339 UTC time such as 2027-01-31T00:00:00Z",
+            field="predicate.expires",
+        )
+    try:
+        expires = datetime.fromisoformat(raw[:-1] + "+00:00")
+    except ValueError as exc:
+        raise InvalidStatementError(
+            "predicate.expires must be an RFC 3339 UTC time such as 2027-01-31T00:00:00Z",
+            field="predicate.expires",
+        ) from exc
+    return AcceptanceClaim(claim.artifact, claim.trait, reason, expires, tuple(evidence))

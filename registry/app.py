@@ -14,7 +14,6 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -23,6 +22,7 @@ from .artifacts.controllers import ArtifactController
 from .attestations.controllers import AttestationController
 from .auth import provide_caller
 from .bom import install as install_bom
+from .imports import install as install_imports
 from .boundary import StrictRequest, check_request_text
 from .db import make_engine
 from .deps import provide_db_session
@@ -32,8 +32,11 @@ from .keys.controllers import KeyController
 from .log.service import install as install_log
 from .openapi import describe as describe_operations
 from .principals.controllers import PrincipalController, whoami
+from .reviews import install as install_reviews
 from .risk import install as install_risk
 from .settings import Settings, get_settings
+from .web.controllers import security_headers
+from .web.docs import LocalSwaggerPlugin
 
 
 @get("/healthz", sync_to_thread=True, tags=["meta"], summary="Liveness and database check")
@@ -66,6 +69,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     install_log(engine, settings)  # every process that ingests appends to the log
     install_risk()  # after the log: mark refreshes run under its append lock
     install_bom()  # the artifacts' `bom` view (SPDX 3, CycloneDX)
+    install_imports()  # the artifacts' `signatures` view (model-signing bundles)
+    install_reviews()  # risk acceptances; the artifacts' `report` and `statements` views
     evals_lifespan = install_evals(engine, settings)  # fails runs whose worker died
     app = Litestar(
         route_handlers=route_handlers,
@@ -78,6 +83,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         request_max_body_size=settings.max_body_bytes,
         request_class=StrictRequest,  # JSON bodies: UTF-8, depth, scalar values, int64
         before_request=check_request_text,  # path and query: UTF-8 without NUL
+        after_request=security_headers,  # CSP 'self' on every page, nosniff everywhere
         openapi_config=OpenAPIConfig(
             title="Studbook",
             version="0.1.0",
@@ -85,7 +91,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             "transparency log. Authenticate with `Authorization: Bearer <token>`; the log's "
             "key, checkpoint and proofs and /healthz need no token.",
             path="/docs",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            # Served from the package (no CDN), so /docs works offline and under CSP 'self'.
+            render_plugins=[LocalSwaggerPlugin(path=["/", "/swagger"])],
             components=Components(
                 security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}
             ),
@@ -100,8 +107,19 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 def _domain_routers() -> list[Any]:
     """Routers of domains that extend the core (risk, log, evals, web page)."""
     from .evals.controllers import EvalController
+    from .imports.controllers import ImportController
     from .log.controllers import LogController
     from .risk.controllers import RiskController
-    from .web.controllers import index
+    from .reviews.controllers import ReviewController
+    from .sessions.controllers import SessionController
+    from .web.controllers import routers as web_routers
 
-    return [index, LogController, RiskController, EvalController]
+    return [
+        *web_routers(),
+        LogController,
+        RiskController,
+        EvalController,
+        SessionController,
+        ReviewController,
+        ImportController,
+    ]

@@ -102,9 +102,37 @@ def _authenticate_fresh(engine: Any, authorization: str | None) -> Caller:
         return authenticate(session, authorization)
 
 
+def _cookie_caller(engine: Any, req: Any) -> Caller:
+    from .sessions.service import caller_for_cookie
+
+    with Session(engine) as session:
+        return caller_for_cookie(session, req)[0]
+
+
 async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
-    """Litestar dependency: the authenticated caller (cached for a few seconds per token)."""
+    """Litestar dependency: the authenticated caller (cached for a few seconds per token).
+
+    Without an `Authorization` header, a browser's session cookie is accepted instead (see
+    `registry.sessions`): never cached, so signing out or revoking the token it was opened with
+    takes effect at once, and CSRF-checked on every state-changing request.
+    """
     authorization = request.headers.get("authorization")
+    if authorization is None:
+        from .sessions.service import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, CookieRequest
+
+        secret = request.cookies.get(SESSION_COOKIE)
+        if secret is not None:
+            url = request.url
+            req = CookieRequest(
+                secret=secret,
+                method=request.method,
+                csrf_header=request.headers.get(CSRF_HEADER),
+                csrf_cookie=request.cookies.get(CSRF_COOKIE),
+                origin=request.headers.get("origin"),
+                fetch_site=request.headers.get("sec-fetch-site"),
+                own_origin=f"{url.scheme}://{url.netloc}",
+            )
+            return await anyio.to_thread.run_sync(_cookie_caller, request.app.state.engine, req)
     key = hash_token(authorization or "")
     hit = _CACHE.get(key)
     now = time.monotonic()

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = Field(default=1 << 20, description="Largest accepted request body.")
+    web_session_ttl_s: int = Field(
+        default=8 * 3600, ge=60, le=30 * 86400, description="Lifetime of a browser sign-in."
+    )
     log_origin: str = Field(
         default="studbook.local/log",
         description="Origin line of the transparency log's checkpoints.",
