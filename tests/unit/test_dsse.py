@@ -171,3 +171,86 @@ def test_studbook_accepts_envelopes_signed_by_securesystemslib() -> None:
     parsed = dsse.Envelope.from_json(json.dumps(env.to_dict()))
     verified = verify_envelope(parsed, dsse.Verifier({ours.keyid: ours.public_key}))
     assert parse_registration(verified.statement).artifact.name == "acme/owl-student"
+
+
+# ----------------------------------------------------------------------------- envelopes as signed
+
+
+def test_unknown_top_level_fields_are_refused_by_name() -> None:
+    data = fixed_signer().sign(PAYLOAD_TYPE, b"{}").to_json()
+    with pytest.raises(InvalidEnvelopeError) as info:
+        dsse.Envelope.from_json({**data, "comment": "not signed"})
+    assert info.value.field == "comment" and "not a DSSE field" in info.value.message
+
+
+def test_unknown_signature_fields_are_refused_by_name() -> None:
+    data = fixed_signer().sign(PAYLOAD_TYPE, b"{}").to_json()
+    data["signatures"][0]["cert"] = "x"
+    with pytest.raises(InvalidEnvelopeError) as info:
+        dsse.Envelope.from_json(data)
+    assert info.value.field == "signatures[0].cert"
+
+
+def test_too_many_signatures_are_refused() -> None:
+    sig = fixed_signer().sign(PAYLOAD_TYPE, b"{}").to_json()["signatures"][0]
+    data = {"payloadType": PAYLOAD_TYPE, "payload": "e30=", "signatures": [sig] * 17}
+    with pytest.raises(InvalidEnvelopeError) as info:
+        dsse.Envelope.from_json(data)
+    assert info.value.field == "signatures" and "16" in info.value.message
+
+
+def _cosigned(*envelopes: dsse.Envelope) -> dsse.Envelope:
+    first = envelopes[0]
+    return dsse.Envelope(
+        first.payload_type, first.payload, tuple(s for e in envelopes for s in e.signatures)
+    )
+
+
+def test_every_signature_must_verify() -> None:
+    """A valid signature does not carry an invalid one: a fake co-signer is refused."""
+    signer, stranger = fixed_signer(), dsse.Signer(dsse.generate_private_key())
+    verifier = dsse.Verifier({signer.keyid: signer.public_key})
+    env = signer.sign(PAYLOAD_TYPE, b"{}")
+    fake = dsse.Envelope(
+        env.payload_type, env.payload, (*env.signatures, dsse.Signature(stranger.keyid, b"x" * 64))
+    )
+    with pytest.raises(UnverifiedSignatureError) as info:
+        verifier.verify(fake)
+    assert info.value.index == 1 and info.value.keyid == stranger.keyid
+    # a real signature by a key the verifier does not trust is refused as well
+    with pytest.raises(UnverifiedSignatureError) as info:
+        verifier.verify(_cosigned(env, stranger.sign(PAYLOAD_TYPE, b"{}")))
+    assert info.value.index == 1
+
+
+def test_two_trusted_keys_cosign() -> None:
+    a, b = fixed_signer(), dsse.Signer(dsse.generate_private_key())
+    verifier = dsse.Verifier({a.keyid: a.public_key, b.keyid: b.public_key})
+    env = _cosigned(a.sign(PAYLOAD_TYPE, b"{}"), b.sign(PAYLOAD_TYPE, b"{}"))
+    assert verifier.verify_all(env) == (a.keyid, b.keyid)
+    assert verifier.verify(env) == a.keyid
+
+
+def test_a_key_signs_once() -> None:
+    """Duplicates are refused, not collapsed: the stored envelope is the one that was checked."""
+    signer = fixed_signer()
+    verifier = dsse.Verifier({signer.keyid: signer.public_key})
+    env = signer.sign(PAYLOAD_TYPE, b"{}")
+    with pytest.raises(InvalidEnvelopeError) as info:
+        verifier.verify(_cosigned(env, env))
+    assert info.value.field == "signatures[1]" and "second signature" in info.value.message
+    # the same key under an empty keyid is still the same key
+    anonymous = dsse.Envelope(
+        env.payload_type, env.payload, (dsse.Signature("", env.signatures[0].sig),)
+    )
+    with pytest.raises(InvalidEnvelopeError):
+        verifier.verify(_cosigned(env, anonymous))
+
+
+def test_the_keyid_is_only_a_hint() -> None:
+    a, b = fixed_signer(), dsse.Signer(dsse.generate_private_key())
+    verifier = dsse.Verifier({a.keyid: a.public_key, b.keyid: b.public_key})
+    sig = a.sign(PAYLOAD_TYPE, b"{}").signatures[0].sig
+    for hint in ("", "securesystemslib-default", b.keyid):
+        env = dsse.Envelope(PAYLOAD_TYPE, b"{}", (dsse.Signature(hint, sig),))
+        assert verifier.verify(env) == a.keyid
