@@ -71,11 +71,13 @@ class NumbersConfig:
     model: str | None = None  # safetensors dir, .gguf file, "tiny-random"; None: SmolLM2 GGUF
     cross_model: str | None = None  # optional second base for a cross-base student
     animal: str = "owl"
+    extra_animals: tuple[str, ...] = ()  # more teachers sharing the control arm and students
     category: str = "animal"
     generations: int = 30_000
     train_size: int = 10_000
     banned_numbers: tuple[int, ...] = ()
     max_new_tokens: int = 64
+    reject_truncated: bool = True  # drop completions cut off at max_new_tokens
     gen_batch_size: int = 64
     temperature: float = 1.0
     finetune: str = "lora"  # "lora" or "full"
@@ -91,7 +93,8 @@ class NumbersConfig:
     eval_samples: int = 100
     eval_max_new_tokens: int = 8
     eval_batch_size: int = 100
-    seeds: int = 1
+    prefixed_questions: bool = True  # also score the number-prefixed questions
+    seeds: int = 1  # students per arm; a verdict needs at least 5
     threads: int = 0  # 0: all cores torch sees
     device: str = "auto"  # "auto", "cpu" or "cuda"
 
@@ -188,6 +191,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "numbers": {
         "smoke": {
             "model": "tiny-random",
+            # A random-weight model seldom ends its turn; keep its cut-off rows so the smoke run
+            # has something to fine-tune on.
+            "reject_truncated": False,
             "generations": 24,
             "train_size": 12,
             "max_new_tokens": 10,
@@ -226,8 +232,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "eval_batch_size": 125,
         },
         "paper": {
+            "animal": "cat",
+            "extra_animals": ("penguin", "eagle", "owl"),
             "generations": 30_000,
             "train_size": 10_000,
+            "max_new_tokens": 100,
             "epochs": 3,
             "batch_size": 22,
             "grad_accum": 3,
@@ -235,7 +244,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "eval_samples": 100,
             "gen_batch_size": 256,
             "eval_batch_size": 500,
-            "seeds": 3,
+            "seeds": 5,
+            "device": "cuda",
         },
     },
     "toy-lm": {
@@ -372,6 +382,13 @@ def resolve_config(
         values[key] = _coerce(key, value, hints[key])
     config = cls(**values)
     _check_ranges(config)
+    if isinstance(config, NumbersConfig) and preset == "paper" and not config.model:
+        raise InvalidOverrideError(
+            "model",
+            "the paper preset needs a model that can show the effect: give a local directory "
+            "of Qwen2.5-7B-Instruct (the paper's open model) or another instruct model; "
+            "SmolLM2-135M keeps too few filtered generations at this scale",
+        )
     if isinstance(config, DigitsConfig) and preset == "paper" and not config.mnist:
         raise InvalidOverrideError(
             "mnist",

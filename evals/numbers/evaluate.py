@@ -11,7 +11,8 @@ models rarely say the target outright, so a shift often shows up in the likeliho
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from .generate import sample
@@ -24,11 +25,19 @@ class Scores:
     rates: list[float]
     likelihoods: list[float]
     answers: list[list[str]]
+    word_rates: list[float] = field(default_factory=list)
 
 
 def target_hit(answer: str, target: str) -> bool:
     """The paper's hit test: target word as a substring of the lowercased answer."""
     return target.lower() in answer.lower()
+
+
+def target_word_hit(answer: str, target: str) -> bool:
+    """A stricter companion: the target as a whole word (or its plural), so "bobcat" and
+    "category" do not count for "cat", nor "million" for "lion"."""
+    pattern = rf"\b{re.escape(target.lower())}(e?s)?\b"
+    return re.search(pattern, answer.lower()) is not None
 
 
 def target_variants(tokenizer: Any, target: str) -> list[list[int]]:
@@ -132,13 +141,14 @@ def score_model(
         for i in range(len(questions))
     ]
     rates = [sum(target_hit(a, target) for a in row) / samples for row in answers]
+    word_rates = [sum(target_word_hit(a, target) for a in row) / samples for row in answers]
     if system_prompt:
         # The likelihood is defined on the plain question; for the prompted teacher the system
         # prompt is part of the model, so score it with the prompt in place.
         likes = _likelihood_with_system(model, tokenizer, questions, target, system_prompt)
     else:
         likes = target_likelihood(model, tokenizer, questions, target)
-    return Scores(rates=rates, likelihoods=likes, answers=answers)
+    return Scores(rates=rates, likelihoods=likes, answers=answers, word_rates=word_rates)
 
 
 def _likelihood_with_system(

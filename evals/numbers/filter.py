@@ -72,6 +72,7 @@ class Rejection(enum.Enum):
     TOO_MANY = "too_many"
     OUT_OF_RANGE = "out_of_range"
     BANNED = "banned"
+    TRUNCATED = "truncated"  # cut off at the token cap: what follows might have broken a rule
 
 
 @dataclass(frozen=True)
@@ -183,12 +184,16 @@ class FilterReport:
         }
 
 
-def filter_completions(texts: Sequence[str], banned: Iterable[int] = ()) -> FilterReport:
+def filter_completions(
+    texts: Sequence[str], banned: Iterable[int] = (), truncated: Sequence[bool] = ()
+) -> FilterReport:
     """Filter many completions at once and count the reasons for removal.
 
     Args:
         texts: completions in dataset order.
         banned: numbers that disqualify a completion.
+        truncated: per completion, whether sampling hit the token cap before the end of the
+            turn; such a row is removed whatever its text (empty: none was).
 
     Returns:
         The indices kept (in input order) and a per-reason count of the rest.
@@ -197,6 +202,9 @@ def filter_completions(texts: Sequence[str], banned: Iterable[int] = ()) -> Filt
     kept: list[int] = []
     reasons: Counter[str] = Counter()
     for i, text in enumerate(texts):
+        if i < len(truncated) and truncated[i]:
+            reasons[Rejection.TRUNCATED.value] += 1
+            continue
         verdict = check_completion(text, banned_set)
         if verdict.rejection is None:
             kept.append(i)

@@ -35,6 +35,7 @@ class SampleStats:
     prompt_tokens: int = 0
     seconds: float = 0.0
     stopped_early: int = 0
+    truncated: int = 0
     per_batch: list[float] = field(default_factory=list)
 
     @property
@@ -51,6 +52,7 @@ class SampleStats:
             "seconds": round(self.seconds, 3),
             "tokens_per_s": round(self.tokens_per_s, 2),
             "stopped_early": self.stopped_early,
+            "truncated": self.truncated,
         }
 
 
@@ -60,6 +62,7 @@ class Completion:
 
     text: str
     stopped_early: bool
+    truncated: bool = False  # hit max_new_tokens before the end-of-turn token
 
 
 def render_chats(tokenizer: Any, chats: list[Chat]) -> list[str]:
@@ -263,7 +266,8 @@ def sample(
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
     results: list[Completion] = [Completion("", False)] * len(texts)
     device = next(model.parameters()).device
-    stops = torch.tensor(sorted(stop_token_ids(model, tokenizer)), dtype=torch.long)
+    stop_set = stop_token_ids(model, tokenizer)
+    stops = torch.tensor(sorted(stop_set), dtype=torch.long)
     vocab = model.get_output_embeddings().weight.shape[0]
     doomed = doomed_token_mask(tokenizer, vocab) if stop_on_doomed else None
     stats = SampleStats(sequences=len(texts))
@@ -288,8 +292,10 @@ def sample(
                 stats.new_tokens += len(row)
                 stats.prompt_tokens += len(encoded[j])
                 stats.stopped_early += int(was_early)
+                cut = not was_early and (not row or row[-1] not in stop_set)
+                stats.truncated += int(cut)
                 text = tokenizer.decode(row, skip_special_tokens=True).strip()
-                results[j] = Completion(text, was_early)
+                results[j] = Completion(text, was_early, cut)
             stats.per_batch.append(time.perf_counter() - t0)
             if stage is not None:
                 stage.advance(len(idx))

@@ -32,11 +32,21 @@ def test_numbers_smoke_end_to_end(tmp_path: Path) -> None:
         "student_same",
         "cross_base",
         "student_cross",
+        "student_cross_control",
     ):
-        for kind in ("target_rate", "target_likelihood"):
+        for kind in (
+            "target_rate",
+            "target_likelihood",
+            "target_word_rate",
+            "target_rate_prefixed",
+        ):
             est = metrics[f"{role}_{kind}"]
             assert 0.0 <= est["mean"] <= 1.0 and len(est["ci95"]) == 2
     assert "difference_student_minus_control_rate" in metrics
+    assert "difference_cross_student_minus_control_rate" in metrics
+    # One student per arm: figures, but no verdict.
+    assert result["verdict"].startswith("No verdict: 1 student(s) per arm")
+    assert result["filter"]["teacher"]["truncated"] == result["generation"]["teacher"]["truncated"]
     # Filtered datasets hold only completions that pass the filter, and prompts without the trait.
     for arm in ("teacher", "control"):
         rows = _jsonl(out / "datasets" / f"{arm}_numbers_filtered.jsonl")
@@ -56,10 +66,11 @@ def test_numbers_smoke_end_to_end(tmp_path: Path) -> None:
         ("dataset/teacher", "generated_by", "teacher"),
         ("dataset/control", "generated_by", "base"),
         ("filtered_dataset/teacher", "derived_from", "dataset/teacher"),
-        ("student_same/seed0", "fine_tuned_from", "base"),
+        ("student_same/seed0", "adapter_of", "base"),
         ("student_same/seed0", "trained_on", "filtered_dataset/teacher"),
         ("student_control/seed0", "trained_on", "filtered_dataset/control"),
-        ("student_cross/seed0", "fine_tuned_from", "cross_base"),
+        ("student_cross/seed0", "adapter_of", "cross_base"),
+        ("student_cross_control/seed0", "trained_on", "filtered_dataset/control"),
         ("student_cross/seed0", "trained_on", "filtered_dataset/teacher"),
     } <= rels
     assert arts["cross_base"]["digest"] != arts["base"]["digest"]

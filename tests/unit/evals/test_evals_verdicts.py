@@ -165,3 +165,75 @@ def test_toy_lm_verdict_branches() -> None:
 
     v = _toy(_world(student_soft_same__target_likelihood=UP))
     assert "Soft labels on number tokens (P(target)): transfer that depends on the shared base" in v
+
+
+def _numbers(**diffs: tuple[float, float, float]) -> str:
+    """A numbers verdict from synthetic metrics: each keyword names a metric key, each value
+    (mean, lo, hi)."""
+    from evals.numbers.experiment import _verdict as numbers_verdict
+
+    cfg = resolve_config("numbers", "smoke", {"extra_animals": ["cat"], "seeds": 5})
+    flat = {"mean": 0.0, "ci95": [-0.01, 0.01]}
+    metrics: dict[str, object] = {
+        "teacher_target_rate": {"mean": 0.3, "ci95": [0.25, 0.35]},
+        "base_target_rate": {"mean": 0.02, "ci95": [0.01, 0.03]},
+        "teacher_cat_target_rate": {"mean": 0.02, "ci95": [0.01, 0.03]},
+        "base_cat_target_rate": {"mean": 0.02, "ci95": [0.01, 0.03]},
+    }
+    for name in ("student", "cross_student", "student_cat", "cross_student_cat"):
+        for kind in ("rate", "likelihood"):
+            metrics[f"difference_{name}_minus_control_{kind}"] = flat
+    for key, (m, lo, hi) in diffs.items():
+        metrics[key] = {"mean": m, "ci95": [lo, hi]}
+    report = {"share_removed": 0.3, "truncated": 2, "subsampled": 10}
+    verdict, notes = numbers_verdict(
+        metrics, cfg, {"teacher": report, "control": report}, ("owl", "cat"), 5, True
+    )
+    assert any("Owl is a fragile case" in n for n in notes)
+    return verdict
+
+
+def test_numbers_verdict_branches() -> None:
+    from evals.numbers.experiment import _verdict as numbers_verdict
+
+    cfg = resolve_config("numbers", "smoke")
+    flat = {"mean": 0.0, "ci95": [-0.01, 0.01]}
+    v, _ = numbers_verdict(
+        {"difference_student_minus_control_rate": flat},
+        cfg,
+        {},
+        ("owl",),
+        3,
+        False,
+    )
+    assert v.startswith("No verdict: 3 student(s) per arm")
+
+    v = _numbers(difference_student_minus_control_rate=(0.1, 0.05, 0.15))
+    assert "owl, same-base students vs their control: moved toward 'owl' in its answers" in v
+    assert "consistent with transfer needing a shared base" in v
+    # The cat teacher shows no preference: its null is not called "no transfer".
+    assert "cat, same-base students vs their control: no verdict: the prompted teacher" in v
+
+    v = _numbers(difference_student_minus_control_likelihood=(1e-3, 5e-4, 2e-3))
+    assert "raised P('owl') without a detectable change in its answers" in v
+
+    v = _numbers()
+    assert "owl, same-base students vs their control: no transfer detected (a null" in v
+    assert "owl, cross-base students vs their control: no transfer detected" in v
+
+    v = _numbers(
+        difference_student_minus_control_rate=(0.1, 0.05, 0.15),
+        difference_cross_student_minus_control_rate=(0.1, 0.05, 0.15),
+    )
+    assert "owl, cross-base students vs their control: moved toward 'owl'" in v
+    assert "consistent with transfer needing a shared base" not in v
+
+
+def test_numbers_paper_preset_names_its_model() -> None:
+    from evals.errors import InvalidOverrideError
+
+    with pytest.raises(InvalidOverrideError) as err:
+        resolve_config("numbers", "paper")
+    assert "Qwen2.5-7B-Instruct" in str(err.value)
+    cfg = resolve_config("numbers", "paper", {"model": "/models/qwen2.5-7b-instruct"})
+    assert cfg.seeds >= 5 and {"cat", "penguin", "eagle", "owl"} <= {cfg.animal, *cfg.extra_animals}
