@@ -134,7 +134,7 @@ __all__ = [
 ]
 
 # Domain tables (evals, risk); imported last because they use `utcnow` from this module.
+from .ecosystem import ModelSignature  # noqa: E402, F401  (ecosystem imports)
 from .evals import EvalPlot, EvalResultRow, EvalResultSubject, EvalRun  # noqa: E402, F401
 from .risk import DataSource, RiskMarkRow, RiskStatement, WeightsAncestor  # noqa: E402
 from .web import ReviewSeen, RiskAcceptance, WebSession  # noqa: E402, F401  (review workspace)
-from .ecosystem import ModelSignature  # noqa: E402, F401  (ecosystem imports)
