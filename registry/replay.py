@@ -215,7 +215,16 @@ def _verify(row: Any, keys: dict[str, _Key], where: str) -> VerifiedStatement | 
         )
     try:
         envelope = dsse.Envelope.from_json(row.envelope)
-        verified = verify_envelope(envelope, dsse.Verifier({row.signer_keyid: key.public_key}))
+        trusted = {row.signer_keyid: key.public_key}
+        if len(envelope.signatures) > 1:  # ingest checked every signature, under any of the
+            # submitter's keys active at the time; so does the replay
+            trusted = {
+                kid: k.public_key
+                for kid, k in keys.items()
+                if k.principal_id == row.principal_id
+                and (k.revoked_at is None or _utc(k.revoked_at) > received)
+            }
+        verified = verify_envelope(envelope, dsse.Verifier(trusted))
     except LineageError as exc:
         return bad(f"the stored envelope does not verify: {exc.message}")
     if verified.payload_digest != row.payload_digest:
