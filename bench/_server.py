@@ -119,3 +119,47 @@ def server(
             headers={"Authorization": f"Bearer {token}"},
         ).raise_for_status()
         yield Running(url, token, signer, data_dir, proc)
+
+
+@contextlib.contextmanager
+def serve_existing(
+    database_url: str, extra_args: tuple[str, ...] = ()
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Serve an already-populated database (a bulk load); yields the URL and the process.
+
+    The caller brings its own principal and token: a database with principals gets no admin.
+    """
+    with contextlib.ExitStack() as stack:
+        data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="studbook-bench-")))
+        env = {**os.environ, "STUDBOOK_DATA_DIR": str(data_dir)}
+        env["STUDBOOK_DATABASE_URL"] = database_url
+        port = free_port()
+        log = open(data_dir / "server.log", "wb")  # noqa: SIM115 (closed by the stack)
+        stack.callback(log.close)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "studbook_cli", "serve", "--port", str(port), *extra_args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+        def stop() -> None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+        stack.callback(stop)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError((data_dir / "server.log").read_text())
+            time.sleep(0.2)
+        yield url, proc

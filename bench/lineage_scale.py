@@ -819,6 +819,9 @@ def run_db(world: World, db: str, args: argparse.Namespace) -> DbResult:
         for line in explain(engine, dialect, [deep.base, *deep.datasets]):
             say("    " + line)
 
+        if args.http:
+            http_phase(world, engine, url, answers, risk_answers)
+
         # Flag propagation on the ~10k-descendant teacher.
         propagation = propagate(world, engine, dialect)
 
@@ -880,6 +883,91 @@ def run_db(world: World, db: str, args: argparse.Namespace) -> DbResult:
             propagation,
             before,
             loadavg(),
+        )
+
+
+def _rss_mib(pid: int) -> float:
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if int(entry) != pid and ppid != pid:
+                continue
+            with open(f"/proc/{entry}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return total
+
+
+def http_phase(
+    world: World,
+    engine: Engine,
+    url: str,
+    answers: dict[str, list[tuple[Any, ...]]],
+    risk_answers: dict[str, list[tuple[str, int]]],
+) -> None:
+    """The same checks and risk queries over HTTP against `studbook serve` on this database,
+    each answer compared with the in-process one (itself compared with the reference)."""
+    import httpx
+    from _server import serve_existing
+
+    from registry.auth import Role
+    from registry.principals.service import create_principal
+
+    hub = world.hub
+    with Session(engine) as s:
+        _, token = create_principal(s, f"bench-http-{os.getpid()}", Role.REGISTRAR)
+    with (
+        serve_existing(url) as (base, proc),
+        httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c,
+    ):
+
+        def check(q: Check) -> tuple[Any, ...]:
+            r = c.post(
+                "/v1/checks/fine-tune",
+                json={"base": hub.ref(q.base), "datasets": [hub.ref(d) for d in q.datasets]},
+            )
+            r.raise_for_status()
+            b = r.json()
+            return (
+                b["verdict"],
+                tuple(
+                    (
+                        x["kind"],
+                        x["trait"],
+                        x["dataset"],
+                        x["via"],
+                        x["source"],
+                        tuple((e["child"], e["parent"], e["relation"]) for e in x["path"]),
+                        tuple(x["shared_base"]),
+                    )
+                    for x in b["reasons"]
+                ),
+            )
+
+        def risk_query(i: int) -> tuple[str, int]:
+            r = c.get(f"/v1/artifacts/{hub.ref(i)}/risk")
+            r.raise_for_status()
+            b = r.json()
+            return (b["status"], len(b["at_risk"]))
+
+        for name, qs in world.checks.items():
+            st, out = timed(check, qs)
+            bad = sum(1 for a, b in zip(out, answers[name], strict=True) if a != b)
+            say(f"  HTTP check {name:8s} {st.line()}   mismatches {bad}  ({loadavg()})")
+        for name, targets in world.risk_targets.items():
+            st, got = timed(risk_query, targets)
+            bad = sum(1 for a, b in zip(got, risk_answers[name], strict=True) if a != b)
+            say(f"  HTTP risk  {name:14s} {st.line()}   mismatches {bad}  ({loadavg()})")
+        say(
+            f"  server RSS (process and children) at {hub.n:,} artifacts: "
+            f"{_rss_mib(proc.pid):.0f} MiB"
         )
 
 
@@ -1149,6 +1237,9 @@ def main() -> None:
     ap.add_argument("--descendants", type=int, default=10_000, help="size of the flagged region")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--pg-load", choices=("copy", "core"), default="copy")
+    ap.add_argument(
+        "--http", action="store_true", help="also time checks and risk queries over HTTP"
+    )
     ap.add_argument(
         "--marks",
         choices=("rebuild", "refresh"),

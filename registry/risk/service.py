@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, func, insert, select, text, update
+from sqlalchemy import bindparam, delete, exists, func, insert, or_, select, text, update
 from sqlmodel import Session
 
 from lineage.graph import LineageGraph, Node
@@ -43,7 +43,7 @@ from lineage.statements import VerifiedStatement
 from lineage.types import ArtifactKind, Edge, Relation
 
 from ..artifacts.service import resolve
-from ..errors import BadRequestError, UnprocessableError
+from ..errors import BadRequestError, NotFoundError, UnprocessableError
 from ..models import (
     Artifact,
     Attestation,
@@ -654,17 +654,17 @@ def check_fine_tune(
         NotFoundError: a reference is unknown.
         BadRequestError: the base is a dataset or a dataset is a model.
     """
-    base = resolve(session, base_ref)
+    found = _resolve_refs(
+        session, [("base", base_ref), *((f"datasets[{i}]", r) for i, r in enumerate(dataset_refs))]
+    )
+    base, datasets = found[0], found[1:]
     if base.kind != ArtifactKind.MODEL.value:
         raise BadRequestError(f"base {base_ref} is a dataset, expected a model", field="base")
-    datasets = []
-    for i, ref in enumerate(dataset_refs):
-        d = resolve(session, ref)
+    for i, (ref, d) in enumerate(zip(dataset_refs, datasets, strict=True)):
         if d.kind != ArtifactKind.DATASET.value:
             raise BadRequestError(
                 f"datasets[{i}] {ref} is a model, expected a dataset", field=f"datasets[{i}]"
             )
-        datasets.append(d)
     result, refs = _check(session, base, datasets)
     return FineTuneCheckPublic(
         verdict=result.verdict,
@@ -675,13 +675,60 @@ def check_fine_tune(
     )
 
 
+def _resolve_refs(session: Session, refs: Sequence[tuple[str, str]]) -> list[Any]:
+    """`artifacts.service.resolve` for several references, the usual forms in one query.
+
+    Ids, full digests and `name@version` are looked up together (Core rows); any other form
+    (a digest prefix, say) goes through `resolve` itself, so the two always agree.
+
+    Raises:
+        NotFoundError: a reference is unknown (the field names which).
+        BadRequestError, ConflictError: as `resolve`.
+    """
+    conds = []
+    keys: list[tuple[str, Any] | Any] = []
+    for _field, raw in refs:
+        ref = raw.strip()
+        bare = ref.removeprefix("sha256:")
+        if "@" in ref:
+            name, _, version = ref.rpartition("@")
+            keys.append(("ref", (name, version)))
+            conds.append((_A.c.name == name) & (_A.c.version == version))
+        elif ref.isdigit() and len(ref) < 12:
+            keys.append(("id", int(ref)))
+            conds.append(_A.c.id == int(ref))
+        elif len(bare) == 64 and set(bare) <= _HEX:
+            keys.append(("digest", bare))
+            conds.append(_A.c.digest == bare)
+        else:
+            keys.append(resolve(session, ref))
+    index: dict[tuple[str, Any], Any] = {}
+    if conds:
+        for r in session.execute(
+            select(_A.c.id, _A.c.digest, _A.c.kind, _A.c.name, _A.c.version).where(or_(*conds))
+        ):
+            index[("id", r.id)] = index[("digest", r.digest)] = r
+            index[("ref", (r.name, r.version))] = r
+    out = []
+    for (field, raw), key in zip(refs, keys, strict=True):
+        if not isinstance(key, tuple):
+            out.append(key)  # resolved by `resolve`
+            continue
+        row = index.get(key)
+        if row is None:
+            raise NotFoundError(f"no artifact {raw.strip()}", field=field, ref=raw.strip())
+        out.append(row)
+    return out
+
+
+_HEX = frozenset("0123456789abcdef")
 _CARRIES = exists().where(_S.c.artifact_id == _DS.c.source_id) | exists().where(
     _M.c.model_id == _DS.c.source_id
 )
 
 
 def _check(
-    session: Session, base: Artifact, datasets: Sequence[Artifact]
+    session: Session, base: Any, datasets: Sequence[Any]
 ) -> tuple[CheckResult, dict[str, str]]:
     """`lineage.risk.fine_tune_check` from the lineage indexes and the stored marks.
 

@@ -327,3 +327,36 @@ def test_equal_length_routes_are_chosen_by_first_step(
             got = check_answer(client, registrar, digest_of(base), [digest_of(c) for c in chosen])
             want = reference_answer(graph, rc, digest_of(base), [digest_of(c) for c in chosen])
             assert got == want
+
+
+def test_check_names_the_reference_it_cannot_find(client: Client, registrar: Actor) -> None:
+    chain(client, registrar)
+    base, data = digest_of("c/base@1"), digest_of("c/numbers@1")
+    body = {"base": "c/base@1", "datasets": [f"sha256:{data}", "c/nowhere@1"]}
+    r = client.post("/v1/checks/fine-tune", json=body, headers=registrar.headers)
+    assert r.status_code == 404, r.text
+    assert r.json()["field"] == "datasets[1]"
+    # Every accepted form names the same artifacts: id, full digest, digest prefix, name@version.
+    ids = {
+        a["digest"]: a["id"]
+        for a in client.get("/v1/artifacts?limit=100", headers=registrar.headers).json()["data"]
+    }
+    answers = []
+    for b, d in (
+        ("c/base@1", "c/numbers@1"),
+        (str(ids[base]), str(ids[data])),
+        (base, f"sha256:{data}"),
+        (base[:16], f"sha256:{data[:20]}"),
+    ):
+        r = client.post(
+            "/v1/checks/fine-tune", json={"base": b, "datasets": [d]}, headers=registrar.headers
+        )
+        assert r.status_code == 200, r.text
+        answers.append((r.json()["base"], r.json()["datasets"]))
+    assert answers == [(base, [data])] * 4
+    r = client.post(
+        "/v1/checks/fine-tune",
+        json={"base": "c/numbers@1", "datasets": []},
+        headers=registrar.headers,
+    )
+    assert r.status_code == 400 and r.json()["field"] == "base"
