@@ -55,14 +55,10 @@ def submit_plan(
     added: list[dict[str, Any]] = []
     existing: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = [{"path": s.path, "reason": s.reason} for s in plan.skipped]
-    refused: set[str] = set()
+    # Every entry is sent, even after a refusal: a refused amendment (another principal's node)
+    # leaves the parent registered, and a truly missing parent is refused by name (422).
     for reg in plan.registrations:
         label = reg.artifact.label
-        blocked = [p.digest for p in reg.parents if p.digest in refused]
-        if blocked:
-            refused.add(reg.artifact.digest)
-            skipped.append({"ref": label, "reason": "a parent was not registered"})
-            continue
         envelope = sign_statement(registration_statement(reg), signer).to_json()
         status, body = post(envelope)
         entry = {
@@ -80,7 +76,6 @@ def submit_plan(
             entry["edges_added"] = int(body.get("edges_added") or 0)
             existing.append(entry)
         else:
-            refused.add(reg.artifact.digest)
             reason = str(body.get("detail", f"HTTP {status}"))
             skipped.append({"ref": label, "reason": f"refused ({status}): {reason}"})
     return {"cards": len(plan.cards), "added": added, "existing": existing, "skipped": skipped}
