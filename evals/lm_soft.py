@@ -113,9 +113,11 @@ def _restricted_logits(model: Any, ids: Any, mask: Any, sel: Any, keep: Any) -> 
     """Logits of the ``keep`` tokens at the ``sel`` positions: the body's hidden states times
     the matching rows of the output matrix (the full vocabulary is never projected)."""
     lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    device = lm.get_output_embeddings().weight.device
+    ids, mask, sel = ids.to(device), mask.to(device), sel.to(device)
     hidden = lm.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
-    weight = lm.get_output_embeddings().weight[keep]
-    return hidden[sel] @ weight.T
+    weight = lm.get_output_embeddings().weight[keep.to(device)]
+    return (hidden[sel] @ weight.T).float()
 
 
 def _fine_tune_teacher(
@@ -166,7 +168,7 @@ def _teacher_targets(
             sel = lab != -100
             logp = F.log_softmax(_restricted_logits(teacher, ids, mask, sel, keep), -1)
             counts = sel.sum(1).tolist()
-            out.extend(torch.split(logp, counts))
+            out.extend(t.cpu() for t in torch.split(logp, counts))
     return out
 
 
@@ -197,7 +199,7 @@ def _distill(
             lab = _pad([encoded[j][1] for j in idx], -100)[:, 1:]
             sel = lab != -100
             logp = F.log_softmax(_restricted_logits(student, ids, mask, sel, keep), -1)
-            target = torch.cat([targets[j] for j in idx])
+            target = torch.cat([targets[j] for j in idx]).to(logp.device)
             loss = F.kl_div(logp, target, log_target=True, reduction="batchmean")
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -220,7 +222,7 @@ def run(cfg: LmSoftConfig, ctx: RunContext) -> dict[str, Any]:
 
     quiet_transformers()
     configure_threads(cfg.threads)
-    loaded = load_model(cfg.model, "cpu", seed=0)
+    loaded = load_model(cfg.model, cfg.device, seed=0)
     base, tok = loaded.model, loaded.tokenizer
     for p in base.parameters():
         p.requires_grad_(False)

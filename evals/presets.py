@@ -152,6 +152,7 @@ class LmSoftConfig:
     max_length: int = 256
     eval_questions: int = 50
     threads: int = 0
+    device: str = "cpu"  # "cpu", "cuda" or "auto"
 
 
 CONFIGS: dict[str, type] = {
@@ -174,6 +175,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         },
         "default": {},
         "cpu": {"examples": 192, "student_epochs": 2},
+        # A GPU host: many more examples and students; still SmolLM2 unless `model` is given.
+        "paper": {"examples": 5000, "student_epochs": 3, "seeds": 8, "device": "cuda"},
     },
     "digits": {
         "default": {},
@@ -421,6 +424,8 @@ def _check_ranges(config: Any) -> None:
             raise InvalidOverrideError("train_size", "generations and train_size must be >= 1")
         if config.eval_questions > 50 or config.eval_questions < 1:
             raise InvalidOverrideError("eval_questions", "expected 1..50")
+    if isinstance(config, LmSoftConfig) and config.device not in ("auto", "cpu", "cuda"):
+        raise InvalidOverrideError("device", f"expected auto, cpu or cuda, got {config.device!r}")
     if isinstance(config, DigitsConfig) and not 0.0 < config.test_fraction < 1.0:
         raise InvalidOverrideError("test_fraction", "expected a fraction strictly between 0 and 1")
 

@@ -32,7 +32,7 @@ def test_importing_evals_does_not_import_torch() -> None:
 
 
 def test_experiments_and_presets() -> None:
-    assert experiments() == ("digits", "numbers", "toy-lm")
+    assert experiments() == ("digits", "lm-soft", "numbers", "toy-lm")
     for name in experiments():
         assert {"smoke", "default", "cpu", "paper"} <= set(presets(name))
 
@@ -41,7 +41,7 @@ def test_layering_preset_then_overrides() -> None:
     cfg = resolve_config("digits", "smoke", {"seeds": 4, "lr": 1, "mnist": None})
     assert isinstance(cfg, DigitsConfig)
     assert cfg.seeds == 4 and cfg.lr == 1.0 and cfg.hidden == 64
-    paper = resolve_config("numbers", "paper")
+    paper = resolve_config("numbers", "paper", {"model": "/models/qwen2.5-7b-instruct"})
     assert isinstance(paper, NumbersConfig)
     assert (paper.generations, paper.train_size, paper.eval_samples) == (30_000, 10_000, 100)
     assert (paper.lora_r, paper.lora_alpha, paper.lr, paper.epochs) == (8, 8, 2e-4, 3)
