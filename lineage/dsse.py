@@ -160,6 +160,12 @@ def b64decode(value: object, *, field: str) -> bytes:
         raise InvalidEnvelopeError(f"{field} is not valid base64: {exc}", field=field) from exc
 
 
+def _shown(value: object, limit: int = 100) -> str:
+    """`value` as text for an error message, cut to `limit` characters (it came from a client)."""
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -327,7 +333,7 @@ class Envelope:
                 ) from exc
         if not isinstance(data, dict):
             raise InvalidEnvelopeError("envelope must be a JSON object", field="envelope")
-        unknown = sorted(str(k) for k in data if k not in ENVELOPE_FIELDS)
+        unknown = sorted(_shown(k) for k in data if k not in ENVELOPE_FIELDS)
         if unknown:
             raise InvalidEnvelopeError(
                 f"envelope field {unknown[0]!r} is not a DSSE field (allowed: payload, "
@@ -355,7 +361,7 @@ class Envelope:
             where = f"signatures[{i}]"
             if not isinstance(item, dict):
                 raise InvalidEnvelopeError(f"{where} must be an object", field=where)
-            extra = sorted(str(k) for k in item if k not in SIGNATURE_FIELDS)
+            extra = sorted(_shown(k) for k in item if k not in SIGNATURE_FIELDS)
             if extra:
                 raise InvalidEnvelopeError(
                     f"{where}.{extra[0]} is not a DSSE signature field (allowed: keyid, sig)",
@@ -536,12 +542,12 @@ def verify_key_possession(proof: object, public_key: PublicKey, principal: str) 
         raise _proof_error(f"payload must be a JSON object with _type {KEY_POSSESSION_TYPE!r}")
     if claim.get("keyid") != kid:
         raise _proof_error(
-            f"payload names key {claim.get('keyid')!r}, not the key registered ({kid})"
+            f"payload names key {_shown(repr(claim.get('keyid')))}, not the key registered ({kid})"
         )
     if claim.get("principal") != principal:
         raise _proof_error(
-            f"payload names principal {claim.get('principal')!r}, but the key is being registered "
-            f"for {principal!r}"
+            f"payload names principal {_shown(repr(claim.get('principal')))}, but the key is being "
+            f"registered for {principal!r}"
         )
     if envelope.payload != key_possession_payload(kid, principal):
         raise _proof_error(
@@ -552,7 +558,7 @@ def verify_key_possession(proof: object, public_key: PublicKey, principal: str) 
     sig = envelope.signatures[0]
     if sig.keyid != kid:
         raise _proof_error(
-            f"signature keyid must be the registered key's ({kid}), not {sig.keyid!r}"
+            f"signature keyid must be the registered key's ({kid}), not {_shown(repr(sig.keyid))}"
         )
     if not _verify_one(public_key, sig.sig, pae(envelope.payload_type, envelope.payload)):
         raise _proof_error(

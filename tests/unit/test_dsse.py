@@ -254,3 +254,11 @@ def test_the_keyid_is_only_a_hint() -> None:
     for hint in ("", "securesystemslib-default", b.keyid):
         env = dsse.Envelope(PAYLOAD_TYPE, b"{}", (dsse.Signature(hint, sig),))
         assert verifier.verify(env) == a.keyid
+
+
+def test_client_text_in_refusals_is_cut_short() -> None:
+    data = fixed_signer().sign(PAYLOAD_TYPE, b"{}").to_json()
+    with pytest.raises(InvalidEnvelopeError) as info:
+        dsse.Envelope.from_json({**data, "x" * 10_000: 1})
+    assert info.value.field is not None and len(info.value.field) <= 101
+    assert len(info.value.message) < 400
