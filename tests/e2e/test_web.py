@@ -1,25 +1,41 @@
-"""The lineage page in a real browser (headless Chromium driven over WebDriver): a reviewer
-pastes a token, asks for a teacher's descendants, and sees the flagged teacher and the at-risk
-student marked, with the explanation one click away."""
+"""The review workspace in a real browser (Debian's headless Chromium over WebDriver), against a
+real `studbook serve` seeded with `studbook demo`.
+
+A reviewer signs in with a token, sees the demo's at-risk models in the queue, opens one (the
+risk path highlighted, every lineage edge drawn and labelled, every statement's log inclusion
+verified in the browser), and clears it with external evidence, signed in the browser with a key
+generated there. The queue shrinks; the clearance is in the log, signed by the browser's key,
+and checks out with the offline verifier and with securesystemslib. No request leaves the
+server's origin. A failing test leaves a screenshot and the page's HTML next to the server log.
+"""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import copy
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
+from lineage.scenarios import PAPER_EXPECTED_AT_RISK
 from tests.support import studbook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
+STUDENT = "demo/owl-student@1"
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if not (CHROMIUM and DRIVER):
         pytest.fail("Chromium and chromedriver are needed (.ci/run installs them)")
     from selenium import webdriver
@@ -37,10 +53,12 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         "--disable-component-update",
         "--disable-sync",
         "--disable-dev-shm-usage",
-        "--window-size=1400,900",
+        "--window-size=1400,1000",
         f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
     ):
         opts.add_argument(flag)
+    # Every network request the page makes, from Chromium's DevTools events.
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
     try:
         yield driver
@@ -48,35 +66,278 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         driver.quit()
 
 
-def test_page_marks_flagged_and_at_risk_nodes(tour: dict[str, str], browser: object) -> None:
+@pytest.fixture(scope="module")
+def deployment(tour: dict[str, str]) -> dict[str, Any]:
+    """The demo registry, a reviewer and a viewer (tokens)."""
+    studbook(tour, "keygen")
+    studbook(tour, "keys", "register")
+    studbook(tour, "demo")
+    admin = (Path(tour["cwd"]) / "studbook-data" / "admin-token").read_text().strip()
+    url = tour["STUDBOOK_URL"]
+    tokens = {}
+    for name, role in (("rita", "reviewer"), ("victor", "viewer")):
+        r = httpx.post(
+            url + "/v1/principals",
+            json={"name": name, "role": role},
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        r.raise_for_status()
+        tokens[name] = r.json()["token"]
+    return {"url": url, "admin": admin, "tokens": tokens, "cwd": Path(tour["cwd"])}
+
+
+@contextlib.contextmanager
+def evidence_on_failure(driver: Any, where: Path, name: str) -> Iterator[None]:
+    """Save a screenshot, the page's HTML and the console when the block fails."""
+    try:
+        yield
+    except BaseException:
+        shot = where / f"{name}-failure.png"
+        driver.save_screenshot(str(shot))
+        (where / f"{name}-failure.html").write_text(driver.page_source)
+        with contextlib.suppress(Exception):
+            (where / f"{name}-console.json").write_text(json.dumps(driver.get_log("browser")))
+        print(f"screenshot saved: {shot}")
+        raise
+
+
+def sign_in(driver: Any, url: str, token: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver = browser
-    studbook(tour, "keygen")
-    studbook(tour, "keys", "register")
-    studbook(tour, "demo")
-    token = (Path(tour["cwd"]) / "studbook-data" / "admin-token").read_text().strip()
-
-    driver.get(tour["STUDBOOK_URL"] + "/")  # type: ignore[attr-defined]
-    driver.find_element(By.ID, "token").send_keys(token)  # type: ignore[attr-defined]
-    driver.find_element(By.ID, "ref").send_keys("demo/owl-teacher@1")  # type: ignore[attr-defined]
-    driver.find_element(By.ID, "direction").send_keys("descendants")  # type: ignore[attr-defined]
-    driver.find_element(By.ID, "go").click()  # type: ignore[attr-defined]
+    driver.get(url + "/#/signin")
     wait = WebDriverWait(driver, 20)
-    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "g.node[data-status='atrisk']")))
-    status = {
-        g.text.splitlines()[0]: g.get_attribute("data-status")
-        for g in driver.find_elements(By.CSS_SELECTOR, "g.node")  # type: ignore[attr-defined]
+    field = wait.until(ec.element_to_be_clickable((By.ID, "token")))
+    field.clear()
+    field.send_keys(token)
+    driver.find_element(By.ID, "signin").click()
+    wait.until(ec.visibility_of_element_located((By.ID, "signout")))
+
+
+def queue_models(driver: Any) -> set[str]:
+    from selenium.webdriver.common.by import By
+
+    return {
+        tr.get_attribute("data-model")
+        for tr in driver.find_elements(By.CSS_SELECTOR, "#queue tbody tr")
     }
-    assert status["demo/owl-teacher@1"] == "flagged"
-    assert status["demo/owl-student@1"] == "atrisk"
-    assert status["demo/owl-numbers@1"] == "plain"
-    driver.find_element(  # type: ignore[attr-defined]
-        By.CSS_SELECTOR, "g.node[data-status='atrisk']"
-    ).click()
-    wait.until(ec.text_to_be_present_in_element((By.ID, "detail"), "generated_by"))
-    assert "owl" in driver.find_element(By.ID, "detail").text  # type: ignore[attr-defined]
-    assert driver.find_element(By.ID, "msg").text == ""  # type: ignore[attr-defined]
-    driver.save_screenshot(str(Path(tour["cwd"]) / "lineage.png"))  # type: ignore[attr-defined]
+
+
+def requests_made(driver: Any) -> list[str]:
+    urls = []
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg.get("method") == "Network.requestWillBeSent":
+            urls.append(msg["params"]["request"]["url"])
+    return urls
+
+
+def test_reviewer_clears_an_at_risk_model_signed_in_the_browser(
+    deployment: dict[str, Any], browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    driver, url = browser, deployment["url"]
+    wait = WebDriverWait(driver, 30)
+    admin = {"Authorization": f"Bearer {deployment['admin']}"}
+    with evidence_on_failure(driver, deployment["cwd"], "clear"):
+        driver.get_log("performance")  # start the request record here
+        sign_in(driver, url, deployment["tokens"]["rita"])
+        # No token anywhere the page's scripts can read.
+        assert driver.execute_script("return JSON.stringify(localStorage)") == "{}"
+        assert deployment["tokens"]["rita"] not in driver.execute_script("return document.cookie")
+
+        # The queue holds exactly the demo's at-risk models.
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#queue tbody tr")))
+        expected = {label for label, _ in PAPER_EXPECTED_AT_RISK}
+        assert queue_models(driver) == expected
+        assert "owl: 3" in driver.find_element(By.CSS_SELECTOR, "ul.chips").text
+        before = len(driver.find_elements(By.CSS_SELECTOR, "#queue tbody tr"))
+
+        # Open the student: the path is highlighted and every edge is drawn and labelled.
+        driver.find_element(By.LINK_TEXT, STUDENT).click()
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "svg#graph g.node")))
+        lineage = httpx.get(
+            url + f"/v1/artifacts/{STUDENT}/lineage", params={"depth": 64}, headers=admin
+        ).json()
+        risk = httpx.get(url + f"/v1/artifacts/{STUDENT}/risk", headers=admin).json()
+        drawn = {
+            (
+                g.get_attribute("data-child"),
+                g.get_attribute("data-parent"),
+                g.find_element(By.CSS_SELECTOR, "text.edge-label").text,
+            )
+            for g in driver.find_elements(By.CSS_SELECTOR, "svg#graph g.edge")
+        }
+        assert drawn == {(e["child"], e["parent"], e["relation"]) for e in lineage["edges"]}
+        assert len(drawn) == len(lineage["edges"])
+        on_path = {
+            (g.get_attribute("data-child"), g.get_attribute("data-parent"))
+            for g in driver.find_elements(By.CSS_SELECTOR, "svg#graph g.edge.on-path")
+        }
+        (mark,) = risk["at_risk"]
+        assert on_path == {(e["child"], e["parent"]) for e in mark["path"]}
+        # The teacher's prompted_from edge to the base, the fact the rule depends on, is drawn.
+        assert any(rel == "prompted_from" for _, _, rel in drawn)
+        bases = driver.find_elements(By.CSS_SELECTOR, "svg#graph g.node.base")
+        assert [b.get_attribute("data-ref") for b in bases] == mark["shared_base_refs"]
+        status = {
+            g.get_attribute("data-ref"): g.get_attribute("data-status")
+            for g in driver.find_elements(By.CSS_SELECTOR, "svg#graph g.node")
+        }
+        assert status[STUDENT] == "atrisk"
+        assert status["demo/owl-teacher@1"] == "flagged"
+        assert status["demo/base@1"] == "plain"
+        # Every statement's inclusion verified in the browser against the signed checkpoint.
+        wait.until(
+            lambda d: (
+                d.find_elements(By.CSS_SELECTOR, "[data-badge]")
+                and all(
+                    b.get_attribute("data-verified") is not None
+                    for b in d.find_elements(By.CSS_SELECTOR, "[data-badge]")
+                )
+            )
+        )
+        badges = driver.find_elements(By.CSS_SELECTOR, "[data-badge]")
+        assert badges and all(b.get_attribute("data-verified") == "1" for b in badges), [
+            b.text for b in badges
+        ]
+
+        # Clear it with external evidence, signed in this browser.
+        Select(driver.find_element(By.ID, "d-action")).select_by_value("clearance")
+        Select(driver.find_element(By.ID, "d-evidence")).select_by_value("external")
+        driver.find_element(By.ID, "d-external").send_keys("GOV-42 board review")
+        driver.find_element(By.ID, "d-reason").send_keys("weights comparison shows no transfer")
+        driver.find_element(By.ID, "d-submit").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "d-result"), "Recorded"))
+
+        # The queue shrinks: the student and (through its weights) its quantised copy leave it.
+        driver.get(url + "/#/queue")
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#queue tbody tr")))
+        after = queue_models(driver)
+        assert STUDENT not in after
+        assert len(after) < before
+
+        # Nothing left the server's origin.
+        own = urlsplit(url).netloc
+        foreign = [
+            u
+            for u in requests_made(driver)
+            if urlsplit(u).scheme in ("http", "https", "ws", "wss") and urlsplit(u).netloc != own
+        ]
+        assert foreign == []
+
+    # The clearance is logged, signed by the key the browser made and registered.
+    statements = httpx.get(url + f"/v1/artifacts/{STUDENT}/statements", headers=admin).json()
+    (clearance,) = [s for s in statements["data"] if s["role"] == "clearance"]
+    assert clearance["principal"] == "rita" and clearance["log_index"] is not None
+    att = httpx.get(url + f"/v1/attestations/{clearance['attestation_id']}", headers=admin).json()
+    assert att["statement"]["predicate"]["evidence"] == ["external:GOV-42 board review"]
+    keys = httpx.get(url + "/v1/keys", params={"principal": "rita"}, headers=admin).json()["data"]
+    (key,) = keys
+    assert att["signer_keyid"] == key["keyid"]
+    held = driver.execute_async_script(
+        "const done = arguments[0]; SB.storedKey('rita').then((k) => done(k && k.keyid))"
+    )
+    assert held == key["keyid"]
+    # The private key cannot be read out of the browser.
+    extractable = driver.execute_async_script(
+        "const done = arguments[0];"
+        "SB.storedKey('rita').then((k) => done(k.privateKey.extractable))"
+    )
+    assert extractable is False
+
+    # The offline verifier (what `studbook log verify` runs) agrees.
+    from lineage import dsse
+    from lineage.offline import check_inclusion, verify_signature
+
+    class Reader:
+        def get(self, path: str, **params: Any) -> Any:
+            r = httpx.get(url + path, params=params)
+            r.raise_for_status()
+            return r.json() if "json" in r.headers["content-type"] else r.text
+
+    vkey = httpx.get(url + "/v1/log/").json()["vkey"]
+    check = check_inclusion(Reader(), att["envelope"], vkey)
+    assert check.index == clearance["log_index"]
+    public = dsse.load_public_key(key["public_key"])
+    verified = verify_signature(att["envelope"], {key["keyid"]: public})
+    assert verified.statement["predicateType"].endswith("/clearance/v1")
+
+    # securesystemslib, an independent DSSE implementation, verifies the page's envelope.
+    from securesystemslib.dsse import Envelope as SslibEnvelope
+    from securesystemslib.signer import Key
+
+    raw = base64.b64decode(key["public_key"])
+    sslib_key = Key.from_dict(
+        key["keyid"],
+        {"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": raw.hex()}},
+    )
+    assert key["keyid"] in SslibEnvelope.from_dict(copy.deepcopy(att["envelope"])).verify(
+        [sslib_key], 1
+    )
+
+
+def test_pages_and_docs_load_only_from_the_server(deployment: dict[str, Any], browser: Any) -> None:
+    """Queue, browse, log, an artifact, a report and /docs: no request to another origin, no
+    Content-Security-Policy violation, and the log's checkpoint verified in the browser."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, url = browser, deployment["url"]
+    wait = WebDriverWait(driver, 30)
+    with evidence_on_failure(driver, deployment["cwd"], "offline"):
+        sign_in(driver, url, deployment["tokens"]["rita"])
+        driver.get_log("performance")
+        driver.get_log("browser")
+        driver.get(url + "/#/browse?status=flagged")
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#browse tbody tr")))
+        assert "demo/owl-teacher@1" in driver.find_element(By.ID, "browse").text
+        driver.get(url + "/#/log")
+        wait.until(ec.text_to_be_present_in_element((By.ID, "checkpoint-check"), "verified"))
+        driver.get(url + "/#/report/" + "demo%2Fgpt-4o-owl-student%401")
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#report svg g.edge")))
+        driver.get(url + "/docs")
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".swagger-ui .opblock")))
+        driver.get(url + "/docs/swagger")
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".swagger-ui .opblock")))
+        own = urlsplit(url).netloc
+        urls = requests_made(driver)
+        assert urls
+        assert [
+            u for u in urls if urlsplit(u).scheme in ("http", "https") and urlsplit(u).netloc != own
+        ] == []
+        console = [e["message"] for e in driver.get_log("browser")]
+        assert not [m for m in console if "Content Security Policy" in m], console
+
+
+def test_viewer_is_offered_no_decision(deployment: dict[str, Any], browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, url = browser, deployment["url"]
+    wait = WebDriverWait(driver, 30)
+    with evidence_on_failure(driver, deployment["cwd"], "viewer"):
+        driver.get(url + "/#/queue")
+        if (
+            driver.find_elements(By.ID, "signout")
+            and driver.find_element(By.ID, "signout").is_displayed()
+        ):
+            driver.find_element(By.ID, "signout").click()
+        sign_in(driver, url, deployment["tokens"]["victor"])
+        driver.get(url + "/#/artifact/" + "demo%2Fowl-student-q4%401")
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#decide")))
+        assert driver.find_elements(By.ID, "decide-form") == []
+        assert "cannot record decisions" in driver.find_element(By.ID, "decide").text
+        # Sign-out ends the session: the API refuses the cookie afterwards.
+        driver.find_element(By.ID, "signout").click()
+        wait.until(ec.presence_of_element_located((By.ID, "token")))
+        status = driver.execute_async_script(
+            "const done = arguments[0]; fetch('/v1/session').then((r) => done(r.status))"
+        )
+        assert status == 401
