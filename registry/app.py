@@ -14,7 +14,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
@@ -22,14 +22,15 @@ from .artifacts.controllers import ArtifactController
 from .attestations.controllers import AttestationController
 from .auth import provide_caller
 from .bom import install as install_bom
-from .imports import install as install_imports
 from .boundary import StrictRequest, check_request_text
 from .db import make_engine
 from .deps import provide_db_session
 from .errors import exception_handler
 from .evals import install as install_evals
+from .imports import install as install_imports
 from .keys.controllers import KeyController
 from .log.service import install as install_log
+from .openapi import SECURITY_SCHEMES
 from .openapi import describe as describe_operations
 from .principals.controllers import PrincipalController, whoami
 from .reviews import install as install_reviews
@@ -93,9 +94,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             path="/docs",
             # Served from the package (no CDN), so /docs works offline and under CSP 'self'.
             render_plugins=[LocalSwaggerPlugin(path=["/", "/swagger"])],
-            components=Components(
-                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}
-            ),
+            components=Components(security_schemes=SECURITY_SCHEMES),
         ),
         on_shutdown=[lambda: engine.dispose()],
         lifespan=[evals_lifespan],
@@ -109,8 +108,8 @@ def _domain_routers() -> list[Any]:
     from .evals.controllers import EvalController
     from .imports.controllers import ImportController
     from .log.controllers import LogController
-    from .risk.controllers import RiskController
     from .reviews.controllers import ReviewController
+    from .risk.controllers import RiskController
     from .sessions.controllers import SessionController
     from .web.controllers import routers as web_routers
 

@@ -4,12 +4,14 @@ A document that claims a token where none is needed (or the reverse), or that li
 happy answer, misleads every generated client and every auditor reading it. So `describe` walks
 the app's routes once, after they are registered, and states for each operation:
 
-- **security**: a bearer token exactly when the handler depends on the authenticated `caller`
-  (the checkpoint, the proofs, the log's key and /healthz depend on nothing and are public);
+- **security**: a bearer token or a browser session exactly when the handler depends on the
+  authenticated `caller` (the checkpoint, the proofs, the log's key, /healthz and sign-in
+  depend on nothing and are public);
 - **errors**: every status the operation can answer, each with the one error body that
   `registry.errors.exception_handler` produces (`status_code`, `detail`, `field`, ...). 400 is
   on every operation (the path and the query string are checked on every route, see
-  `registry.boundary`), 401 wherever a token is needed, 413 wherever there is a body; the
+  `registry.boundary`), 401 wherever a token is needed, 403 on every authenticated write (a
+  session's CSRF check), 413 wherever there is a body; the
   domain's own refusals (403/404/409/422) come from `DOMAIN_ERRORS`, kept next to the
   descriptions so that adding a refusal to a service means adding it here;
 - **other successes**: 200 on attestation re-submission, 202 on cancelling a running eval.
@@ -24,10 +26,24 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import SecurityScheme
 from litestar.routes import HTTPRoute
 from pydantic import BaseModel, ConfigDict, Field
 
-BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+# Either an API token or a browser session (`registry.sessions`) authenticates a caller.
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": SecurityScheme(
+        type="http", scheme="bearer", description="An API token: `Authorization: Bearer sbk_...`."
+    ),
+    "session": SecurityScheme(
+        type="apiKey",
+        name="studbook_session",
+        security_scheme_in="cookie",
+        description="A browser session opened by POST /v1/session; state-changing requests "
+        "must also echo the `studbook_csrf` cookie in `X-CSRF-Token` (403 otherwise).",
+    ),
+}
 
 NAME_GRAMMAR = (
     "Artifact names and versions: at most 200 characters, Unicode in NFC, printable "
@@ -90,6 +106,9 @@ DOMAIN_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/v1/evals/{run_id}"): (404,),
     ("DELETE", "/v1/evals/{run_id}"): (403, 404, 409),
     ("GET", "/v1/evals/{run_id}/plot"): (404,),
+    ("POST", "/v1/session"): (401, 403),
+    ("POST", "/v1/imports/oms"): (403, 404, 409, 422),
+    ("GET", "/v1/imports/oms/{signature_id}"): (404,),
 }
 
 
@@ -103,6 +122,16 @@ def _extra_successes(method: str, path: str) -> dict[int, ResponseSpec]:
                 data_container=AttestationAccepted,
                 description="The same payload was already accepted: the stored attestation, "
                 "`created: false`, nothing written.",
+                generate_examples=False,
+            )
+        }
+    if (method, path) == ("POST", "/v1/imports/oms"):
+        from .imports.schemas import OmsImported
+
+        return {
+            200: ResponseSpec(
+                data_container=OmsImported,
+                description="The bundle was already kept: nothing written.",
                 generate_examples=False,
             )
         }
@@ -144,6 +173,8 @@ def _describe_operation(handler: Any, method: str, path: str) -> None:
     statuses = {400}
     if token:
         statuses.add(401)
+        if method != "GET":  # a session without its CSRF token, or from another origin
+            statuses.add(403)
     if "data" in handler.parsed_fn_signature.parameters:
         statuses.add(413)
     statuses.update(DOMAIN_ERRORS.get((method, path), ()))
@@ -156,7 +187,7 @@ def _describe_operation(handler: Any, method: str, path: str) -> None:
         )
     responses.update(_extra_successes(method, path))
     handler.responses = responses
-    handler.security = BEARER if token else None
+    handler.security = SECURITY if token else None
     if path in {"/v1/attestations", "/v1/artifacts/{ref}"} and NAME_GRAMMAR not in (
         handler.description or ""
     ):

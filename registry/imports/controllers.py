@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlmodel import Session
 
@@ -46,7 +47,12 @@ class ImportController(Controller):
         return Response(answer, status_code=HTTP_201_CREATED if answer.created else HTTP_200_OK)
 
     @get("/oms/{signature_id:int}", sync_to_thread=True, summary="A kept model-signing bundle")
-    def get_oms(self, signature_id: int, db_session: Session, caller: Caller) -> SignaturePublic:
+    def get_oms(
+        self,
+        db_session: Session,
+        caller: Caller,
+        signature_id: int = Parameter(ge=1, le=MAX_ID, description="Kept signature id."),
+    ) -> SignaturePublic:
         if not 1 <= signature_id <= MAX_ID:
             from ..errors import NotFoundError
 

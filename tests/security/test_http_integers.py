@@ -41,6 +41,9 @@ ROUTES = [
     ("GET", "/v1/at-risk?limit={n}", "limit"),
     ("GET", "/v1/evals?offset={n}", "offset"),
     ("GET", "/v1/evals?limit={n}", "limit"),
+    ("GET", "/v1/imports/oms/{n}", "signature_id"),
+    ("GET", "/v1/review/artifacts?offset={n}", "offset"),
+    ("GET", "/v1/review/artifacts?limit={n}", "limit"),
 ]
 
 

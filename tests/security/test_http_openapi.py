@@ -20,6 +20,7 @@ PUBLIC = {
     ("GET", "/v1/log/checkpoint"),
     ("GET", "/v1/log/proof/inclusion"),
     ("GET", "/v1/log/proof/consistency"),
+    ("POST", "/v1/session"),  # sign-in: exchanges a token (in the body) for a session
 }
 METHODS = {"get", "post", "put", "patch", "delete"}
 
@@ -62,7 +63,7 @@ def test_security_is_declared_exactly_where_a_token_is_needed(
         if not declared:
             seen_public.add((method, path))
         else:
-            assert op["security"] == [{"bearer": []}]
+            assert op["security"] == [{"bearer": []}, {"session": []}]
     assert seen_public == PUBLIC
 
 
@@ -77,6 +78,8 @@ def test_every_operation_documents_its_errors_with_the_error_body(
         assert "400" in responses, (method, path)
         if op.get("security"):
             assert "401" in responses, (method, path)
+            if method != "GET":
+                assert "403" in responses, (method, path)  # a session failing its CSRF check
         if "requestBody" in op:
             assert "413" in responses, (method, path)
         for status, answer in responses.items():
