@@ -205,6 +205,10 @@ def artifact_details(ctx: Ctx, ref: str) -> dict[str, Any]:
         risk: dict[str, Any] | None = ctx.client.artifact(art["ref"], "risk")
     except Exception:  # a deployment without the risk domain
         risk = None
+    try:  # OpenSSF model-signing bundles kept as evidence (`studbook import oms`)
+        sigs = ctx.client.artifact(art["ref"], "signatures")["data"]
+    except Exception:  # a deployment without the imports domain
+        sigs = []
     return {
         **art,
         "owner": art.get("owner") or att["principal"],
@@ -222,6 +226,10 @@ def artifact_details(ctx: Ctx, ref: str) -> dict[str, Any]:
         "children": len({e["child"] for e in down["edges"] if e["parent"] == art["digest"]}),
         "risk_status": risk["status"] if risk else None,
         "log_index": _log_index(ctx, att["envelope"]),
+        "model_signatures": [
+            {k: s.get(k) for k in ("id", "signer_keyid", "signer_identity", "files", "principal")}
+            for s in sigs
+        ],
     }
 
 
@@ -243,6 +251,11 @@ def _print_details(d: dict[str, Any]) -> None:
         rows.append(("parents", "none"))
     for i, p in enumerate(d["parents"]):
         rows.append(("parents" if i == 0 else "", f"{p['relation']} {p['ref']}"))
+    for s in d.get("model_signatures") or []:
+        signer = s["signer_identity"] or f"key {(s['signer_keyid'] or '')[:16]}…"
+        rows.append(
+            ("model-signing", f"#{s['id']}: {s['files']} files, {signer} ({s['principal']})")
+        )
     for key, value in sorted((d.get("metadata") or {}).items()):
         rows.append((f"meta.{key}", json.dumps(value) if not isinstance(value, str) else value))
     width = max(len(k) for k, _ in rows)

@@ -59,6 +59,9 @@ def test_import_oms_hf_and_export_bom(tour: dict[str, str]) -> None:
     ).stdout
     assert out.startswith("cli/owl-7b@1  model  ") and "3 files verified" in out
 
+    shown = studbook(tour, "show", "cli/owl-7b@1").stdout
+    assert "model-signing" in shown and "3 files" in shown  # the bundle, kept as evidence
+
     # A tampered file: refused on the client, with the block exit code.
     (model / "tokenizer.json").write_text('{"x": 1}')
     bad = studbook(
