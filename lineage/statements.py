@@ -17,7 +17,7 @@ all module constants:
   (two parsers could read two different statements), every string and key Unicode scalar values
   without NUL, every integer within a signed 64-bit range, no NaN or infinite numbers; at most
   `MAX_SUBJECTS` subjects, each DigestSet value lowercase hex (`sha256`: exactly 64 characters,
-  never `sha256:<hex>`), each subject name readable text of at most `MAX_SUBJECT_NAME` characters;
+  never `sha256:<hex>`), each subject name a string of at most `MAX_SUBJECT_NAME` characters;
 - registrations (`parse_registration`): the artifact's name and version follow the grammar of
   `lineage.types.check_name` / `check_version` (NFC, printable, no bidi or zero-width characters,
   no absolute paths or `.`/`..` segments, at most `MAX_NAME` / `MAX_VERSION` characters); the
@@ -54,7 +54,6 @@ from .types import (
     check_hex_digest,
     check_name,
     check_scalar_text,
-    check_text,
     check_version,
 )
 
@@ -182,34 +181,41 @@ def check_json_tree(value: object, *, root: str, max_depth: int) -> int:
     stack: list[tuple[object, str, int]] = [(value, root, 0)]
     while stack:
         item, where, depth = stack.pop()
+        shown = where or "payload"
         if isinstance(item, dict | list):
             depth += 1
             if depth > max_depth:
                 raise InvalidStatementError(
-                    f"{where} nests objects/arrays deeper than {max_depth} levels", field=where
+                    f"{shown} nests objects/arrays deeper than {max_depth} levels", field=shown
                 )
             deepest = max(deepest, depth)
+            children: list[tuple[object, str, int]] = []
             if isinstance(item, dict):
                 for k, v in item.items():
                     child = _path(where, str(k))
                     check_scalar_text(str(k), field_name=child)
-                    stack.append((v, child, depth))
+                    children.append((v, child, depth))
+                if not where:
+                    # The subject repeats what the predicate says (a registration's subject
+                    # name is its name@version): report an offence where it is declared.
+                    children.sort(key=lambda c: c[1] == "subject")
             else:
-                stack.extend((v, _path(where, i), depth) for i, v in enumerate(item))
+                children = [(v, _path(where, i), depth) for i, v in enumerate(item)]
+            stack.extend(reversed(children))  # visited in document order
         elif isinstance(item, str):
-            check_scalar_text(item, field_name=where)
+            check_scalar_text(item, field_name=shown)
         elif isinstance(item, bool) or item is None:
             continue
         elif isinstance(item, int):
             if not MIN_INT <= item <= MAX_INT:
                 raise InvalidStatementError(
-                    f"{where} is an integer outside the signed 64-bit range", field=where
+                    f"{shown} is an integer outside the signed 64-bit range", field=shown
                 )
         elif isinstance(item, float):
             if not math.isfinite(item):
-                raise InvalidStatementError(f"{where} is not a finite number", field=where)
+                raise InvalidStatementError(f"{shown} is not a finite number", field=shown)
         else:  # pragma: no cover - json.loads makes nothing else
-            raise InvalidStatementError(f"{where} is not a JSON value", field=where)
+            raise InvalidStatementError(f"{shown} is not a JSON value", field=shown)
     return deepest
 
 
@@ -242,7 +248,7 @@ def _decode_payload(payload: bytes) -> Any:
         ) from None
     except ValueError as exc:  # JSONDecodeError, or an integer of more than 4300 digits
         raise InvalidStatementError(f"payload is not JSON: {exc}", field="payload") from None
-    check_json_tree(data, root="payload", max_depth=MAX_STATEMENT_DEPTH)
+    check_json_tree(data, root="", max_depth=MAX_STATEMENT_DEPTH)
     return data
 
 
@@ -252,8 +258,12 @@ def _check_subject(s: object, i: int) -> None:
         raise InvalidStatementError(
             f"{where} must be an object with a non-empty digest map", field=where
         )
-    if "name" in s:
-        check_text(s["name"], field_name=f"{where}.name", max_len=MAX_SUBJECT_NAME)
+    name = s.get("name", "")
+    if not isinstance(name, str) or len(name) > MAX_SUBJECT_NAME:
+        raise InvalidStatementError(
+            f"{where}.name must be a string of at most {MAX_SUBJECT_NAME} characters",
+            field=f"{where}.name",
+        )
     for algorithm, value in s["digest"].items():
         field = f"{where}.digest.{algorithm}"
         if not _DIGEST_ALGORITHM.fullmatch(algorithm):
