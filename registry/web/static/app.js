@@ -161,8 +161,8 @@ async function viewQueue(main, params) {
       h("tbody", {}, rows))
     : h("p", { id: "queue-empty", class: "card" }, "Nothing awaits a decision" + (params.get("trait") ? " for this trait." : "."));
   main.replaceChildren(h("h1", {}, "Review queue"),
-    h("div", { class: "toolbar" }, traitSel, sortSel, search), counts, since, table,
-    data.truncated ? h("p", { class: "muted" }, "The queue is longer than one answer; filter by trait.") : null);
+    h("div", { class: "toolbar" }, traitSel, sortSel, search), counts, since, table);
+  if (data.truncated) main.append(h("p", { class: "muted" }, "The queue is longer than one answer; filter by trait."));
 }
 
 // ---------------------------------------------------------------------------- browse + log
@@ -241,7 +241,7 @@ function drawLineage(box, report) {
   g.setDefaultEdgeLabel(() => ({}));
   const byDigest = new Map(lin.nodes.map((n) => [n.artifact.digest, n]));
   for (const n of lin.nodes) {
-    const w = Math.max(150, 7.4 * Math.max(n.artifact.ref.length, 22) + 24);
+    const w = Math.max(150, 8.3 * n.artifact.ref.length + 28);  // the whole name, never cut
     g.setNode(n.artifact.digest, { width: w, height: 50 });
   }
   lin.edges.forEach((e, i) => {
@@ -253,7 +253,8 @@ function drawLineage(box, report) {
   const root = svg("svg", { id: "graph", role: "group", "aria-label": "Lineage graph: ancestors above, the model below", viewBox: `0 0 ${gw} ${gh}`, class: "graph" });
   const defs = svg("defs");
   for (const [id, color] of [["arrow-w", "#1f4e79"], ["arrow-d", "#8a4b08"], ["arrow-p", "#a3165f"]]) {
-    const m = svg("marker", { id, viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "8", markerHeight: "8", orient: "auto-start-reverse" });
+    // userSpaceOnUse: the same arrow on thin and highlighted (thick) edges.
+    const m = svg("marker", { id, viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "11", markerHeight: "11", markerUnits: "userSpaceOnUse", orient: "auto-start-reverse" });
     m.appendChild(svg("path", { d: "M 0 0 L 10 5 L 0 10 z", fill: color }));
     defs.appendChild(m);
   }
@@ -331,7 +332,9 @@ function drawLineage(box, report) {
     h("li", {}, h("span", { class: "ln data" }), "data lineage"),
     h("li", {}, h("span", { class: "ln path" }), "risk path"),
     h("li", {}, h("span", { class: "sw base" }), "shared base"));
-  box.replaceChildren(h("div", { class: "graph-head" }, legend, tools), h("div", { class: "graph-wrap" }, root));
+  const wrap = h("div", { class: "graph-wrap" }, root);
+  wrap.style.height = Math.round(Math.min(640, Math.max(260, gh * 1.05))) + "px";  // CSSOM, allowed by the CSP
+  box.replaceChildren(h("div", { class: "graph-head" }, legend, tools), wrap);
 }
 
 async function verifyBadges(report, table) {
@@ -573,11 +576,11 @@ async function follow(id, out) {
   for (;;) {
     let run;
     try { run = await api("GET", "/v1/evals/" + id); } catch (e) { out.textContent = e.message; return; }
-    out.replaceChildren(h("p", {}, `Run ${run.id}: ${run.status}`),
+    out.replaceChildren(...[h("p", {}, `Run ${run.id}: ${run.status}`),
       h("ul", {}, run.progress.map((p) => h("li", {}, `${p.stage}: `, h("progress", { max: String(p.total || 1), value: String(p.done) }), ` ${p.done}/${p.total}`))),
       run.messages.length ? h("p", { class: "muted" }, run.messages[run.messages.length - 1]) : null,
       run.verdict ? h("p", {}, "Verdict: " + run.verdict) : null,
-      run.error ? h("p", { class: "bad" }, run.error) : null);
+      run.error ? h("p", { class: "bad" }, run.error) : null].filter(Boolean));
     if (!["queued", "running"].includes(run.status)) {
       if (run.status === "succeeded") out.append(h("p", {}, "Done; ", h("a", { href: "#" + location.hash.slice(1) + "?t=" + Date.now() }, "reload to cite it")));
       return;

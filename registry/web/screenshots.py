@@ -1,0 +1,148 @@
+"""Regenerate the README's screenshots of the review workspace.
+
+    python -m registry.web.screenshots [--out docs]
+
+Starts `studbook serve` on a fresh SQLite registry in a temporary folder, seeds it with
+`studbook demo`, signs a reviewer in through the page in Debian's headless Chromium (Selenium,
+the `test` extra), and saves `review-queue.png`, `review-artifact.png` and `review-report.png`.
+Nothing is downloaded: the browser is the system's, and the page loads only from the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cli(env: dict[str, str], cwd: Path, *args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "studbook_cli", *args],
+        cwd=cwd,
+        env=env,
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Generate the screenshots; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("docs"), help="folder for the PNGs")
+    parser.add_argument("--width", type=int, default=1400)
+    args = parser.parse_args(argv)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_bin = shutil.which("chromedriver")
+    if not (chromium and driver_bin):
+        print("needs chromium and chromedriver on PATH", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="studbook-shots-") as tmp:
+        work = Path(tmp)
+        port = _port()
+        url = f"http://127.0.0.1:{port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STUDBOOK_")}
+        env["STUDBOOK_URL"] = url
+        with (work / "server.log").open("wb") as log:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "studbook_cli", "serve", "--port", str(port)],
+                cwd=work,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if server.poll() is not None or time.monotonic() > deadline:
+                    print((work / "server.log").read_text(), file=sys.stderr)
+                    return 1
+                time.sleep(0.2)
+            for step in (("keygen",), ("keys", "register"), ("demo",)):
+                _cli(env, work, *step)
+            admin = (work / "studbook-data" / "admin-token").read_text().strip()
+            token = httpx.post(
+                url + "/v1/principals",
+                json={"name": "rita", "role": "reviewer"},
+                headers={"Authorization": f"Bearer {admin}"},
+            ).json()["token"]
+            opts = webdriver.ChromeOptions()
+            opts.binary_location = chromium
+            for flag in (
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+                "--hide-scrollbars",
+                f"--window-size={args.width},1000",
+                f"--user-data-dir={work / 'chromium'}",
+            ):
+                opts.add_argument(flag)
+            driver = webdriver.Chrome(service=Service(driver_bin), options=opts)
+            try:
+                wait = WebDriverWait(driver, 30)
+                driver.get(url + "/#/signin")
+                wait.until(ec.element_to_be_clickable((By.ID, "token"))).send_keys(token)
+                driver.find_element(By.ID, "signin").click()
+                wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#queue tbody tr")))
+                _shot(driver, args.out / "review-queue.png", args.width)
+                driver.get(url + "/#/artifact/demo%2Fowl-student%401")
+                wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "[data-verified]")))
+                _shot(driver, args.out / "review-artifact.png", args.width)
+                driver.get(url + "/#/report/demo%2Fowl-student%401")
+                wait.until(
+                    ec.presence_of_element_located((By.CSS_SELECTOR, "#report [data-verified]"))
+                )
+                _shot(driver, args.out / "review-report.png", args.width)
+            finally:
+                driver.quit()
+        finally:
+            server.terminate()
+            server.wait(15)
+    for name in ("review-queue.png", "review-artifact.png", "review-report.png"):
+        print(args.out / name)
+    return 0
+
+
+def _shot(driver: object, path: Path, width: int) -> None:
+    """A full-page screenshot: the window grows to the page's height first."""
+    time.sleep(0.5)  # let the badges and the graph settle
+    height = driver.execute_script("return document.documentElement.scrollHeight")  # type: ignore[attr-defined]
+    driver.set_window_size(width, min(max(int(height) + 20, 800), 4000))  # type: ignore[attr-defined]
+    time.sleep(0.3)
+    driver.save_screenshot(str(path))  # type: ignore[attr-defined]
+    driver.set_window_size(width, 1000)  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
