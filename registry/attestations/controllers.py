@@ -14,7 +14,7 @@ from lineage.dsse import b64decode
 
 from ..auth import Caller
 from ..boundary import MAX_ID
-from . import service
+from . import batch, service
 from .schemas import AttestationAccepted, AttestationPublic
 
 
@@ -55,6 +55,25 @@ class AttestationController(Controller):
             inclusion_proof=sub.outcome.get("inclusion_proof"),
         )
         return Response(body, status_code=HTTP_201_CREATED if sub.created else HTTP_200_OK)
+
+    @post(
+        "/batch",
+        sync_to_thread=True,
+        request_max_body_size=batch.MAX_BATCH_BYTES,
+        summary="Submit many DSSE envelopes in one transaction",
+        description=f"1 to {batch.MAX_BATCH} envelopes, applied in order (parents before "
+        "children), each verified and answered as POST /v1/attestations would; one transaction "
+        "and one signed checkpoint for the batch. All or nothing: if any envelope is refused, "
+        "nothing is written and the answer is that envelope's error, its `field` prefixed with "
+        "`envelopes[i]` and `index` = i. An envelope accepted before is answered as a "
+        "re-submission; the same envelope twice in one batch is refused. 201 when any envelope "
+        "was new, 200 when all were re-submissions.",
+    )
+    def submit_batch(
+        self, data: batch.BatchRequest, db_session: Session, caller: Caller
+    ) -> Response[batch.BatchAccepted]:
+        answer = batch.submit_batch(db_session, caller, data.envelopes)
+        return Response(answer, status_code=HTTP_201_CREATED if answer.created else HTTP_200_OK)
 
     @get("/{attestation_id:int}", sync_to_thread=True, summary="Get a stored attestation")
     def get(
