@@ -79,16 +79,21 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     """Apply migrations, create the first admin if needed, and serve the API."""
     import uvicorn
 
-    from .db import make_engine, session_scope, upgrade
+    from .db import make_engine, session_scope
     from .evals.worker import start_local_worker
+    from .log.service import LogKeyError
     from .principals.service import bootstrap_admin
     from .settings import get_settings
+    from .startup import DataDirError, prepare
 
     settings = get_settings()
     bind_host, bind_port = host or settings.host, port or settings.port
     _check_port_free(bind_host, bind_port)  # before the database or a token exists
     url = settings.resolved_database_url
-    upgrade(url)
+    try:  # a data folder others can read is refused, with the chmod that fixes it
+        prepare(settings)
+    except (DataDirError, LogKeyError) as exc:
+        _fail(exc.message, EXIT_USAGE)
     engine = make_engine(url)
     with session_scope(engine) as session:
         token = bootstrap_admin(session, settings.admin_token_file)
@@ -119,10 +124,14 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
 @click.command()
 def migrate() -> None:
     """Apply database migrations up to the latest."""
-    from .db import upgrade
     from .settings import get_settings
+    from .startup import DataDirError
+    from .startup import migrate as migrate_database
 
-    upgrade(get_settings().resolved_database_url)
+    try:  # exports a log key older versions kept in the database to its file first
+        migrate_database(get_settings())
+    except DataDirError as exc:
+        _fail(exc.message, EXIT_USAGE)
     click.echo("database is at the latest revision")
 
 
@@ -195,7 +204,7 @@ def log_audit(
     from .app import create_app
     from .db import make_engine
     from .log.audit import audit
-    from .log.service import stored_notary
+    from .log.service import stored_vkey
     from .settings import get_settings
 
     settings = get_settings()
@@ -208,9 +217,8 @@ def log_audit(
             # The replay migrates a scratch database; Alembic's INFO lines say nothing here.
             logging.getLogger("alembic").setLevel(logging.WARNING)
         if vkey is None:
-            with Session(engine) as session:
-                notary = stored_notary(session, settings)
-            vkey = notary.vkey if notary is not None else None
+            with Session(engine) as session:  # the public key: auditors need no secret
+                vkey = stored_vkey(session)
         elif Path(vkey).is_file():
             vkey = Path(vkey).read_text().strip()
         if checkpoint_files and vkey is None:

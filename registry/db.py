@@ -68,12 +68,33 @@ def begin_write(session: Session) -> None:
     session.info[_LOCKED] = session.get_transaction()
 
 
+def _create_private_sqlite(path: Path) -> None:
+    """Create a new SQLite database file 0600 (its folder 0700) before SQLite opens it.
+
+    SQLite would create it 0644, and gives its -wal and -shm files the database file's mode, so
+    creating the (empty, hence valid) file first with `O_EXCL` and mode 0600 makes all three
+    private from the moment they exist, without a process-wide umask. An existing file is left
+    as it is (`serve` checks the data folder).
+    """
+    import os
+
+    if path.exists():
+        return
+    if not path.parent.exists():
+        os.makedirs(path.parent, mode=0o700, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine for `url` with the per-backend settings described above."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = url.split("///", 1)[-1].split("?", 1)[0]
+        if "///" in url and path and path != ":memory:" and not path.startswith("file:"):
+            _create_private_sqlite(Path(path))
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -125,12 +146,16 @@ def migrations_dir() -> Path:
     return Path(migrations.__file__).resolve().parent
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Apply Alembic migrations up to `revision`."""
+def upgrade(url: str, revision: str = "head", attributes: dict[str, Any] | None = None) -> None:
+    """Apply Alembic migrations up to `revision`.
+
+    `attributes` reach the migrations as `config.attributes` (revision 0006 reads which log
+    keys the server exported to their file before it drops them from the database).
+    """
     from alembic import command
     from alembic.config import Config
 
-    cfg = Config()
+    cfg = Config(attributes=dict(attributes or {}))
     cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     command.upgrade(cfg, revision)

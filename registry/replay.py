@@ -8,6 +8,15 @@ database built by the same migrations, and compares each derived table with the 
 natural key (an artifact by digest, an edge by (child digest, parent digest, relation)), since
 surrogate ids differ between two databases.
 
+What is replayed is what was logged. Each attestation is re-verified and applied from the bytes
+its log leaf commits to (`log_entries.entry`, parsed back into the envelope), not from the
+`attestations.envelope` row, which is a convenience copy an insider could edit. So one edited
+envelope row is one audit finding (`envelope_altered`, from `registry.log.audit`), not a
+cascade of signature failures and derived-table differences from replaying the edit. If the
+entry itself was edited and no longer hashes to the committed leaf, the row's serialisation is
+used when it does (the entry's change is the audit's `entry_altered`); with neither matching,
+the entry is replayed as found.
+
 Signature rules are those of ingest, judged at the time of acceptance: the signing key must be
 the submitter's, and a key revoked *after* the attestation was received does not invalidate it
 (revoking a key stops new signatures, it does not rewrite history). An attestation whose
@@ -22,6 +31,7 @@ replay (the log append itself) is declared with `exempt_hook`. Used by `studbook
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,12 +47,14 @@ from sqlmodel import Session
 
 from lineage import dsse
 from lineage.errors import LineageError
+from lineage.logleaf import entry_bytes
+from lineage.merkle import leaf_hash
 from lineage.statements import VerifiedStatement, verify_envelope
 
 from .db import begin_write, make_engine, upgrade
 from .errors import RegistryError
 from .models import Artifact, Attestation, LineageEdge, Principal, SigningKey
-from .models.log import LogEntry
+from .models.log import LogEntry, LogNode
 
 __all__ = [
     "DERIVED",
@@ -181,20 +193,52 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _logged_attestations(source: Session) -> Iterator[tuple[int, Any]]:
+def _logged_attestations(source: Session) -> Iterator[tuple[int, Any, bytes]]:
+    """Every logged attestation in log order, with the bytes its leaf commits to."""
     att, log = _ATTESTATIONS, LogEntry.__table__  # type: ignore[attr-defined]
+    nodes = LogNode.__table__  # type: ignore[attr-defined]
     stmt = (
-        select(log.c.idx, att)
+        select(log.c.idx, log.c.entry.label("logged_entry"), nodes.c.hash.label("leaf"), att)
         .join(att, att.c.id == log.c.attestation_id)
+        .outerjoin(nodes, (nodes.c.level == 0) & (nodes.c.idx == log.c.idx))
         .order_by(log.c.idx)
         .execution_options(yield_per=1000)
     )
     for row in source.execute(stmt):
-        yield int(row.idx), row
+        yield int(row.idx), row, _logged_bytes(row)
 
 
-def _verify(row: Any, keys: dict[str, _Key], where: str) -> VerifiedStatement | Finding:
-    """Re-verify one stored attestation as ingest did when it was received."""
+def _logged_bytes(row: Any) -> bytes:
+    """The bytes the log committed to for `row` (see the module docstring)."""
+    entry = bytes(row.logged_entry)
+    committed = None if row.leaf is None else bytes(row.leaf)
+    if committed is None or leaf_hash(entry) == committed:
+        return entry
+    stored = entry_bytes(row.envelope)
+    return stored if leaf_hash(stored) == committed else entry
+
+
+def _logged_envelope(row: Any, logged: bytes, where: str) -> dict[str, Any] | Finding:
+    try:
+        envelope = json.loads(logged)
+    except ValueError as exc:
+        envelope, error = None, f"{exc}"
+    else:
+        error = "not a JSON object"
+    if not isinstance(envelope, dict):
+        return Finding(
+            ReplayFinding.SIGNATURE_INVALID,
+            where,
+            f"the logged bytes are not an envelope: {error}",
+            attestation_id=row.id,
+        )
+    return envelope
+
+
+def _verify(
+    row: Any, logged: dict[str, Any], keys: dict[str, _Key], where: str
+) -> VerifiedStatement | Finding:
+    """Re-verify one logged envelope as ingest did when its attestation was received."""
 
     def bad(message: str) -> Finding:
         return Finding(ReplayFinding.SIGNATURE_INVALID, where, message, attestation_id=row.id)
@@ -214,7 +258,7 @@ def _verify(row: Any, keys: dict[str, _Key], where: str) -> VerifiedStatement | 
             f"the attestation was received at {received.isoformat()}"
         )
     try:
-        envelope = dsse.Envelope.from_json(row.envelope)
+        envelope = dsse.Envelope.from_json(logged)
         trusted = {row.signer_keyid: key.public_key}
         if len(envelope.signatures) > 1:  # ingest checked every signature, under any of the
             # submitter's keys active at the time; so does the replay
@@ -226,7 +270,7 @@ def _verify(row: Any, keys: dict[str, _Key], where: str) -> VerifiedStatement | 
             }
         verified = verify_envelope(envelope, dsse.Verifier(trusted))
     except LineageError as exc:
-        return bad(f"the stored envelope does not verify: {exc.message}")
+        return bad(f"the logged envelope does not verify: {exc.message}")
     if verified.payload_digest != row.payload_digest:
         return bad(
             f"the stored payload digest is {row.payload_digest}, the envelope's payload hashes "
@@ -246,7 +290,13 @@ def _copy_table(source: Session, target: Session, table: Any) -> None:
         target.execute(insert(table), rows)
 
 
-def _apply(target: Session, row: Any, verified: VerifiedStatement, where: str) -> Finding | None:
+def _apply(
+    target: Session,
+    row: Any,
+    logged: dict[str, Any],
+    verified: VerifiedStatement,
+    where: str,
+) -> Finding | None:
     from .attestations import service as attestations
 
     handler = attestations.HANDLERS.get(verified.predicate_type)
@@ -258,6 +308,7 @@ def _apply(target: Session, row: Any, verified: VerifiedStatement, where: str) -
             attestation_id=row.id,
         )
     values = {c.name: getattr(row, c.name) for c in _ATTESTATIONS.columns}
+    values["envelope"] = logged  # what was logged, not the (possibly edited) row
     try:
         with target.begin_nested():
             target.execute(insert(_ATTESTATIONS), [values])
@@ -343,14 +394,16 @@ def _replay_into(
         begin_write(target)
         _copy_table(source, target, Principal.__table__)  # type: ignore[attr-defined]
         _copy_table(source, target, SigningKey.__table__)  # type: ignore[attr-defined]
-        for log_index, row in _logged_attestations(source):
+        for log_index, row, logged_bytes in _logged_attestations(source):
             where = f"log entry {log_index} (attestation {row.id})"
             report.replayed += 1
-            verified = _verify(row, keys, where)
+            logged = _logged_envelope(row, logged_bytes, where)
+            verified = logged if isinstance(logged, Finding) else _verify(row, logged, keys, where)
             if isinstance(verified, Finding):
                 report.findings.append(_at(verified, log_index))
             else:
-                refused = _apply(target, row, verified, where)
+                assert not isinstance(logged, Finding)
+                refused = _apply(target, row, logged, verified, where)
                 if refused is not None:
                     report.findings.append(_at(refused, log_index))
                 else:

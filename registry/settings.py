@@ -33,14 +33,23 @@ class Settings(BaseSettings):
     web_session_ttl_s: int = Field(
         default=8 * 3600, ge=60, le=30 * 86400, description="Lifetime of a browser sign-in."
     )
-    log_origin: str = Field(
-        default="studbook.local/log",
-        description="Origin line of the transparency log's checkpoints.",
+    log_origin: str | None = Field(
+        default=None,
+        description="Origin line (and key name) of the transparency log's checkpoints, fixed at "
+        "the log's first start and stored with its public key; default: studbook/<random id>, "
+        "so every deployment's checkpoints name their own log.",
     )
     log_key_file: Path | None = Field(
         default=None,
-        description="PEM file of the log's Ed25519 checkpoint key, created on first start; "
-        "default: the key is kept in the database.",
+        description="PEM file of the log's Ed25519 checkpoint key (mode 0600, created on first "
+        "start); default: <data_dir>/log-key.pem. Replicas sharing a database share this file. "
+        "The database holds only the public key.",
+    )
+    # Ecosystem imports (registry/imports/)
+    sigstore_trust_root: Path | None = Field(
+        default=None,
+        description="Sigstore client trust configuration (JSON) against which keyless "
+        "model-signing bundles are verified offline; without it they are refused.",
     )
     # Evals (registry/evals/)
     eval_local_worker: bool = Field(
@@ -63,8 +72,10 @@ class Settings(BaseSettings):
     )
     eval_model_dir: Path | None = Field(
         default=None,
-        description="Where workers find the files of registered base models, as "
-        "<dir>/<name>/<version>, <dir>/<name>@<version> or <dir>/<digest>.",
+        description="Where workers find the files of registered base models, by content "
+        "digest: any file directly in it, or any folder in it holding files, whose artifact "
+        "digest is the model's (a folder named by the digest is tried first). Names are never "
+        "made into paths; symlinks are not followed.",
     )
     eval_heartbeat_s: float = Field(default=2.0, gt=0, description="Worker heartbeat period.")
     eval_stale_after_s: float = Field(
@@ -109,6 +120,11 @@ class Settings(BaseSettings):
     def admin_token_file(self) -> Path:
         """Where first-run admin credentials are written."""
         return self.data_dir / "admin-token"
+
+    @property
+    def log_key_path(self) -> Path:
+        """The log's private checkpoint key file."""
+        return self.log_key_file or self.data_dir / "log-key.pem"
 
     @property
     def eval_worker_key_path(self) -> Path:

@@ -11,6 +11,8 @@ entry, node or row and why:
    still serialises to exactly its logged bytes (a change to `attestations.envelope` shows).
 3. The registry is what the log says. Every signature verifies again, and replaying the logged
    envelopes into a scratch database rebuilds every derived table exactly (`registry.replay`).
+   The replay reads the logged bytes, not the envelope rows, so one edited row is one finding
+   (breach 2, naming the entry, the attestation and the fields changed), not a cascade.
 
 Saved checkpoints (from `studbook log checkpoint`, a witness, or an earlier audit) anchor it in
 time: each must verify under the log's key and be consistent with the tree recomputed from the
@@ -22,6 +24,7 @@ can run while the registry serves writes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -239,8 +242,9 @@ def _read_entries(
                         LogFinding.ENVELOPE_ALTERED,
                         where,
                         f"attestations.envelope no longer serialises to the logged bytes "
-                        f"(first difference at byte {_first_difference(now, entry)}): the "
-                        "stored envelope was changed after it was accepted",
+                        f"(first difference at byte {_first_difference(now, entry)}"
+                        f"{_changed_fields(row.envelope, entry)}): the stored envelope was "
+                        "changed after it was accepted; the audit replays the logged bytes",
                         index,
                         att,
                     )
@@ -260,6 +264,18 @@ def _read_entries(
         content.append(stored.get(gone, _NO_HASH))
     stored_leaves = [stored.get(i, _NO_HASH) for i in range(len(content))]
     return content, stored_leaves
+
+
+def _changed_fields(stored: object, entry: bytes) -> str:
+    """`; fields changed: a, b` naming the top-level fields that differ, when both parse."""
+    try:
+        logged = json.loads(entry)
+    except ValueError:
+        return ""
+    if not isinstance(stored, dict) or not isinstance(logged, dict):
+        return ""
+    names = sorted(k for k in stored.keys() | logged.keys() if stored.get(k) != logged.get(k))
+    return f"; fields changed: {', '.join(map(str, names))}" if names else ""
 
 
 def _first_difference(a: bytes, b: bytes) -> int:

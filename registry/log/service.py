@@ -20,28 +20,40 @@ one query on `log_nodes` (O(log n) rows by primary key). Answers carry a checkpo
 tree size they are relative to, so a client can verify a proof with nothing but the log's public
 key: the POST answer is a complete, offline-verifiable promise of inclusion.
 
-The log key. Checkpoints are C2SP signed notes under the key name `log_origin`; the Ed25519 key is
-read from `log_key_file` when configured (created there with mode 0600 on first start) or kept
-in the `log_keys` table (created on first start). `install` loads it once per process and engine.
+The log key. Checkpoints are C2SP signed notes under the key name `origin`. The log's identity,
+its origin and the public half of its Ed25519 key, is fixed at the first start and stored in
+`log_keys`; the private half lives only in a file readable by the server's user
+(`settings.log_key_path`: `STUDBOOK_LOG_KEY_FILE`, default `<data_dir>/log-key.pem`, 0600 from
+creation), so whoever holds a copy of the database cannot sign a checkpoint. Each deployment gets
+its own origin at its first start (`studbook/<random id>`, or `STUDBOOK_LOG_ORIGIN`), so two
+registries' checkpoints can never be mistaken for one another. Later starts load the file and
+refuse to run if it does not hold the stored public key or the configured origin differs from
+the stored one (a different key or origin would be a different log). `install` loads it once per
+process and engine.
 """
 
 from __future__ import annotations
 
-import os
+import base64
+import contextlib
+import logging
 import re
+import secrets
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from lineage import dsse
 from lineage.checkpoint import Checkpoint, sign_checkpoint, vkey
+from lineage.errors import LineageError
 from lineage.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
@@ -56,6 +68,12 @@ from lineage.merkle import (
     resolve_plan,
     root_plan,
     subtree_nodes,
+)
+from lineage.private_files import (
+    PrivateFileError,
+    check_private,
+    ensure_private_dir,
+    write_private,
 )
 from lineage.statements import VerifiedStatement
 
@@ -77,6 +95,7 @@ from .schemas import (
 
 __all__ = [
     "MAX_ENTRIES",
+    "LogKeyError",
     "Notary",
     "consistency",
     "entries",
@@ -84,8 +103,10 @@ __all__ = [
     "info",
     "install",
     "notary_for",
+    "require_key",
     "signed_checkpoint",
     "stored_notary",
+    "stored_vkey",
     "tree_size",
 ]
 
@@ -110,17 +131,64 @@ class LogNotInstalledError(RegistryError):
 # ----------------------------------------------------------------------------- the log key
 
 
-@dataclass(frozen=True)
-class Notary:
-    """The log's identity: its origin line and the key that signs its checkpoints."""
+class LogKeyError(RegistryError):
+    """The log key file and the log's stored identity disagree, or the file is missing or not
+    private: an operator must fix the configuration before the server can sign checkpoints."""
 
-    origin: str
-    private_key: Ed25519PrivateKey
+    status_code = 500
+
+    def __init__(self, message: str, *, path: Path | None = None) -> None:
+        super().__init__(message, field="log_key_file")
+        self.path = path
+
+
+class Notary:
+    """The log's identity: its origin line, its public key and, where this host holds it, the
+    private key that signs its checkpoints.
+
+    A process without the key file (an auditor's copy of the database, `log audit` on another
+    host) still gets a notary: it can name the log and check its checkpoints, and any attempt to
+    sign raises `LogKeyError`. `serve` never starts so (`registry.startup.prepare` asks for the
+    key first).
+    """
+
+    def __init__(
+        self,
+        origin: str,
+        private_key: Ed25519PrivateKey | None,
+        public_key: Ed25519PublicKey | None = None,
+    ) -> None:
+        if public_key is None:
+            if private_key is None:
+                raise ValueError("a notary needs a public or a private key")
+            public_key = private_key.public_key()
+        self.origin = origin
+        self._private_key = private_key
+        self.public_key = public_key
+
+    @property
+    def private_key(self) -> Ed25519PrivateKey:
+        """The checkpoint signing key.
+
+        Raises:
+            LogKeyError: this process has no key file for the log.
+        """
+        if self._private_key is None:
+            raise LogKeyError(
+                "this process does not hold the log's private key (its key file is missing), "
+                "so it cannot sign checkpoints"
+            )
+        return self._private_key
+
+    @property
+    def can_sign(self) -> bool:
+        """Whether this process holds the private key."""
+        return self._private_key is not None
 
     @property
     def vkey(self) -> str:
         """The verifier key (`<name>+<key id>+<key>`) clients pin."""
-        return vkey(self.origin, self.private_key.public_key())
+        return vkey(self.origin, self.public_key)
 
     def sign(self, size: int, root: bytes) -> str:
         """The signed checkpoint for the tree of `size` leaves with root `root`."""
@@ -133,24 +201,42 @@ _NOTARIES: weakref.WeakKeyDictionary[Engine, Notary] = weakref.WeakKeyDictionary
 def install(engine: Engine, settings: Settings) -> Notary:
     """Set up the log for an app on `engine`: ingest hooks (once per process) and the key.
 
-    Called by `create_app`, so every process that ingests appends. The key is created on first
-    start: in `settings.log_key_file` when set, else in the database, under the head lock so
-    that replicas starting together agree on one key.
+    Called by `create_app`, so every process that ingests appends. On the log's first start the
+    identity is created under the head lock (so replicas starting together agree on one): the
+    key file is created (or an existing one adopted) and its public key and the origin stored.
+
+    Raises:
+        LogKeyError: the key file is missing, not private, or not the log's key; or the
+            configured origin is not the log's.
     """
     if _after_accept not in attestations.AFTER_ACCEPT:
         attestations.AFTER_ACCEPT.append(_after_accept)
     if _describe_existing not in attestations.DESCRIBE_EXISTING:
         attestations.DESCRIBE_EXISTING.append(_describe_existing)
     replay.exempt_hook(_after_accept)  # a replay reads the log; it does not append to one
-    if settings.log_key_file is not None:
-        key = _file_key(settings.log_key_file)
-    else:
-        with Session(engine) as session:
-            key = _database_key(session)
-    notary = Notary(settings.log_origin, key)
-    notary.vkey  # noqa: B018  (fails now, not at the first append, if the origin is no key name)
+    with Session(engine) as session:
+        notary = _load_identity(session, settings, strict=False)
+    if not notary.can_sign:
+        logging.getLogger("studbook.log").warning(
+            "the log key file %s is missing: this process can read and check the log, "
+            "not append to it",
+            settings.log_key_path,
+        )
     _NOTARIES[engine] = notary
     return notary
+
+
+def require_key(engine: Engine, settings: Settings) -> Notary:
+    """The log identity with its private key, created on the log's first start.
+
+    `serve` calls it before it starts: a server that cannot sign checkpoints must not start.
+
+    Raises:
+        LogKeyError: the key file is missing, not private or not the log's key; or the
+            configured origin is not the log's.
+    """
+    with Session(engine) as session:
+        return _load_identity(session, settings, strict=True)
 
 
 def notary_for(session: Session) -> Notary:
@@ -165,58 +251,130 @@ def notary_for(session: Session) -> Notary:
     return notary
 
 
-def stored_notary(session: Session, settings: Settings) -> Notary | None:
-    """The log identity as configured, read without creating anything (for audits).
-
-    Returns:
-        None when the log has no key yet (the server never started on this database).
-    """
-    path = settings.log_key_file
-    if path is not None:
-        return Notary(settings.log_origin, _file_key(path)) if path.exists() else None
-    pem = session.execute(select(_KEYS.c.private_key).order_by(_KEYS.c.id.desc())).scalar()
-    if pem is None:
-        return None
-    return Notary(settings.log_origin, dsse.load_private_key(pem.encode("ascii")))
+def new_origin() -> str:
+    """A fresh origin for a new log: `studbook/` and 16 random hex digits."""
+    return f"studbook/{secrets.token_hex(8)}"
 
 
-def _file_key(path: Path) -> Ed25519PrivateKey:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = dsse.generate_private_key()
-        # Written whole under a temporary name, then linked into place: link refuses to replace,
-        # so two processes starting together keep the first one's key, and nobody reads half.
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(dsse.private_key_pem(key))
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        else:
-            return key
-        finally:
-            tmp.unlink()
-    return dsse.load_private_key(path.read_bytes())
+def _identity_row(session: Session) -> Any:
+    return session.execute(
+        select(_KEYS.c.origin, _KEYS.c.public_key).order_by(_KEYS.c.id.desc()).limit(1)
+    ).first()
 
 
-def _database_key(session: Session) -> Ed25519PrivateKey:
-    newest = select(_KEYS.c.private_key).order_by(_KEYS.c.id.desc())
-    pem = session.execute(newest).scalar()
-    if pem is None:  # first start: create it under the head lock, so replicas agree on one key
+def _public_b64(key: Ed25519PrivateKey) -> str:
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _load_identity(session: Session, settings: Settings, *, strict: bool) -> Notary:
+    path = settings.log_key_path
+    row = _identity_row(session)
+    if row is None:  # first start: create it under the head lock, so replicas agree on one key
         session.rollback()
         begin_write(session)
         _lock_head(session)
-        pem = session.execute(newest).scalar()
-    if pem is None:
-        key = dsse.generate_private_key()
-        pem = dsse.private_key_pem(key).decode("ascii")
-        session.execute(insert(_KEYS).values(private_key=pem, created_at=utcnow()))
-        session.commit()
-        return key
+        row = _identity_row(session)
+        if row is None:
+            key = _file_key(path, create=True)
+            origin = settings.log_origin or new_origin()
+            notary = Notary(origin, key)
+            try:
+                notary.vkey  # noqa: B018  (fails now, not at the first append)
+            except LineageError as exc:
+                raise LogKeyError(
+                    f"STUDBOOK_LOG_ORIGIN {origin!r} cannot name a log key: {exc.message}"
+                ) from exc
+            session.execute(
+                insert(_KEYS).values(
+                    origin=origin, public_key=_public_b64(key), created_at=utcnow()
+                )
+            )
+            session.commit()
+            return notary
     session.rollback()
-    return dsse.load_private_key(pem.encode("ascii"))
+    origin, public = str(row[0]), str(row[1])
+    if settings.log_origin is not None and settings.log_origin != origin:
+        raise LogKeyError(
+            f"STUDBOOK_LOG_ORIGIN is {settings.log_origin!r}, but this log's origin is "
+            f"{origin!r} (fixed at its first start; clients pin it): unset the setting or set it "
+            f"to {origin!r}"
+        )
+    if not strict and not path.exists():
+        raw = base64.b64decode(public)
+        return Notary(origin, None, Ed25519PublicKey.from_public_bytes(raw))
+    key = _file_key(path, create=False)
+    if _public_b64(key) != public:
+        raise LogKeyError(
+            f"the log key file {path} does not hold this log's key (the database's log "
+            f"{origin!r} has public key {public}); point STUDBOOK_LOG_KEY_FILE at the file this "
+            f"log was started with",
+            path=path,
+        )
+    return Notary(origin, key)
+
+
+def stored_vkey(session: Session) -> str | None:
+    """The log's verifier key from its stored identity, without the private key (for audits).
+
+    Returns:
+        None when the log has no identity yet (the server never started on this database).
+    """
+    row = _identity_row(session)
+    if row is None:
+        return None
+    raw = base64.b64decode(str(row[1]))
+    return vkey(str(row[0]), Ed25519PublicKey.from_public_bytes(raw))
+
+
+def stored_notary(session: Session, settings: Settings) -> Notary | None:
+    """The log identity as configured, read without creating anything.
+
+    Returns:
+        None when the log has no identity yet, or its key file is not on this host.
+
+    Raises:
+        LogKeyError: the key file exists and is not the log's key, or is not private.
+    """
+    row = _identity_row(session)
+    if row is None or not settings.log_key_path.exists():
+        return None
+    key = _file_key(settings.log_key_path, create=False)
+    if _public_b64(key) != str(row[1]):
+        raise LogKeyError(
+            f"the log key file {settings.log_key_path} does not hold this log's key",
+            path=settings.log_key_path,
+        )
+    return Notary(str(row[0]), key)
+
+
+def _file_key(path: Path, *, create: bool) -> Ed25519PrivateKey:
+    """Read the private key at `path`, creating it (0600 from creation) when asked and missing.
+
+    A file someone else can read is refused, not narrowed: what it exposed cannot be taken back,
+    and the operator should know (the message says how to fix the mode).
+    """
+    if not path.exists():
+        if not create:
+            raise LogKeyError(
+                f"the log's private key file {path} is missing; restore it (from the host the "
+                f"log was started on, or a backup) or point STUDBOOK_LOG_KEY_FILE at it",
+                path=path,
+            )
+        if not path.parent.exists():
+            ensure_private_dir(path.parent)
+        # Written whole under a random temporary name, then linked into place: without
+        # overwrite, two processes starting together keep the first one's key.
+        with contextlib.suppress(FileExistsError):
+            write_private(path, dsse.private_key_pem(dsse.generate_private_key()))
+    try:
+        check_private(path)
+    except PrivateFileError as exc:
+        raise LogKeyError(f"the log key file is not private: {exc.message}", path=path) from exc
+    key = dsse.load_private_key(path.read_bytes())
+    if not isinstance(key, Ed25519PrivateKey):
+        raise LogKeyError(f"the log key file {path} must hold an Ed25519 key", path=path)
+    return key
 
 
 # ----------------------------------------------------------------------------- node store

@@ -12,8 +12,12 @@
   on PostgreSQL, the database write lock on SQLite), which is what makes indices gap-free and
   unique under concurrent writers; the frontier is every node an append needs, so an append
   reads nothing else.
-- `log_keys`: the log's Ed25519 checkpoint key, when it is kept in the database rather than in a
-  configured file (`STUDBOOK_LOG_KEY_FILE`).
+- `log_keys`: the log's identity: its origin (the checkpoints' first line and key name, chosen at
+  the first start) and the public half of its Ed25519 checkpoint key. The private half never
+  enters the database: it lives in a file readable by the server's user only
+  (`STUDBOOK_LOG_KEY_FILE`, default `<data_dir>/log-key.pem`), so a copy of the database (a
+  backup, a replica, a dump handed to an auditor) cannot sign checkpoints. Revision 0006 moved
+  keys that older versions kept here out to that file.
 """
 
 from __future__ import annotations
@@ -84,16 +88,18 @@ class LogNode(SQLModel, table=True):
 
 
 class LogKey(SQLModel, table=True):
-    """The log's checkpoint signing key (PKCS#8 PEM), when kept in the database.
+    """The log's identity: origin and public checkpoint key (never the private key).
 
-    The newest row is the active key; older rows stay so that checkpoints signed before a
+    The newest row is the active identity; older rows stay so that checkpoints signed before a
     rotation can still be checked by an operator.
     """
 
     __tablename__ = "log_keys"
 
     id: int | None = Field(default=None, sa_column=Column(_BIG, primary_key=True))
-    private_key: str = Field(sa_column=Column(Text, nullable=False))
+    origin: str = Field(sa_column=Column(Text, nullable=False))
+    # Base64 of the raw 32-byte Ed25519 public key (the last part of the vkey).
+    public_key: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(
         default_factory=_now, sa_column=Column(DateTime(timezone=True), nullable=False)
     )

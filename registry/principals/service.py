@@ -7,6 +7,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from lineage.private_files import ensure_private_dir, write_private
+
 from ..auth import Role, hash_token, new_token
 from ..db import begin_write
 from ..errors import ConflictError, NotFoundError
@@ -59,8 +61,13 @@ def issue_token(session: Session, name: str) -> tuple[Principal, str]:
 
 
 def bootstrap_admin(session: Session, token_file: Path) -> str | None:
-    """On first start (no principals at all) create `admin` and write its token to `token_file`
-    with mode 0600. Returns the token when one was created, else None."""
+    """On first start (no principals at all) create `admin` and write its token to `token_file`.
+
+    The file is private from the moment it exists (`lineage.private_files.write_private`: a
+    fresh randomly named temporary file created 0600, renamed into place), so neither a reader
+    racing the write nor a leftover temporary file from an earlier crash (`admin-token.tmp` was
+    once reused with its old mode) can expose the token. A missing folder is created 0700.
+    Returns the token when one was created, else None."""
     begin_write(session)
     if session.scalar(select(func.count()).select_from(Principal)):
         session.rollback()
@@ -70,10 +77,8 @@ def bootstrap_admin(session: Session, token_file: Path) -> str | None:
     session.flush()
     token = new_token()
     session.add(ApiToken(principal_id=principal.id, token_hash=hash_token(token)))
-    token_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = token_file.with_suffix(".tmp")
-    tmp.touch(mode=0o600)
-    tmp.write_text(token + "\n")
-    tmp.replace(token_file)
+    if not token_file.parent.exists():
+        ensure_private_dir(token_file.parent)
+    write_private(token_file, (token + "\n").encode("ascii"), overwrite=True)
     session.commit()
     return token

@@ -15,17 +15,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from lineage import dsse
-from lineage.checkpoint import verify_checkpoint
+from lineage.checkpoint import parse_vkey, verify_checkpoint
 from lineage.merkle import MemoryTree, leaf_hash, verify_consistency, verify_inclusion
 from registry.app import create_app
 from registry.attestations import service as attestations
 from registry.auth import authenticate
-from studbook_cli.client import ApiError
 from registry.db import make_engine, upgrade
 from registry.log import offline
 from registry.log import service as log
@@ -34,6 +33,7 @@ from registry.log.leaf import entry_bytes
 from registry.models import Attestation, Principal, SigningKey
 from registry.models.log import LogEntry, LogHead, LogKey
 from registry.settings import Settings
+from studbook_cli.client import ApiError
 from tests.support import (
     Actor,
     digest_of,
@@ -336,35 +336,56 @@ def test_the_checkpoint_is_a_c2sp_signed_note(
     assert r.headers["content-type"].startswith("text/plain")
     text, _, signatures = r.text.partition("\n\n")
     origin, size, root = text.split("\n")
-    assert (origin, size) == (settings.log_origin, "3")
+    # Each deployment's log gets its own origin at its first start, shown by `GET /v1/log`.
+    own = client.get("/v1/log").json()["origin"]
+    assert settings.log_origin is None and own.startswith("studbook/") and len(own) > 16
+    assert (origin, size) == (own, "3")
     assert b64d(root) == MemoryTree.from_entries(entries).root()
-    assert signatures.startswith(f"\u2014 {settings.log_origin} ") and signatures.endswith("\n")
-    checkpoint = verify_checkpoint(r.text, vkey_of(client), origin=settings.log_origin)
+    assert signatures.startswith(f"\u2014 {own} ") and signatures.endswith("\n")
+    checkpoint = verify_checkpoint(r.text, vkey_of(client), origin=own)
     assert checkpoint.size == 3
 
 
-def test_the_log_key_is_created_once_and_kept_in_the_database(
+def test_the_log_key_is_created_once_in_a_private_file_and_only_its_public_half_in_the_database(
     client: Client, engine: Engine, settings: Settings
 ) -> None:
     first = vkey_of(client)
     create_app(settings, engine=engine)  # a restart, or a second replica
     assert vkey_of(client) == first
+    path = settings.log_key_path
+    assert path == settings.data_dir / "log-key.pem"
+    assert (os.stat(path).st_mode & 0o777) == 0o600
+    key = dsse.load_private_key(path.read_bytes())
     with Session(engine) as session:
-        assert session.scalar(select(func.count()).select_from(LogKey)) == 1
+        rows = session.execute(select(LogKey.__table__)).mappings().all()  # type: ignore[attr-defined]
+    assert len(rows) == 1 and set(rows[0]) == {"id", "origin", "public_key", "created_at"}
+    name, public = parse_vkey(first)
+    assert name == rows[0]["origin"]
+    assert base64.b64decode(rows[0]["public_key"]) == public.public_bytes_raw()
+    assert dsse.keyid(key.public_key()) == dsse.keyid(dsse.load_public_key(rows[0]["public_key"]))
 
 
 def test_the_log_key_can_live_in_a_file(client: Client, engine: Engine, settings: Settings) -> None:
     path = settings.data_dir / "keys" / "log.pem"
     configured = settings.model_copy(update={"log_key_file": path, "log_origin": "example.org/x"})
+    with pytest.raises(log.LogKeyError):  # another origin (and key) would be another log
+        log.install(engine, configured)
+    with Session(engine) as session:  # a new log on this database
+        session.execute(delete(LogKey))
+        session.commit()
     notary = log.install(engine, configured)
     try:
         assert path.exists() and (os.stat(path).st_mode & 0o777) == 0o600
         assert log.install(engine, configured).vkey == notary.vkey  # read back, not replaced
         assert notary.vkey.startswith("example.org/x+")
         assert vkey_of(client) == notary.vkey
+        assert client.get("/v1/log").json()["origin"] == "example.org/x"
         key = dsse.load_private_key(Path(path).read_bytes())
         assert dsse.keyid(key.public_key()) == dsse.keyid(notary.private_key.public_key())
     finally:
+        with Session(engine) as session:
+            session.execute(delete(LogKey))
+            session.commit()
         log.install(engine, settings)
 
 
