@@ -227,6 +227,34 @@ def test_odd_public_keys_are_refused(
     _refused(client, engine, registrar, body, 400, "public_key", "public_key")
 
 
+def _nested(depth: int) -> Any:
+    value: Any = "e30="
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "proof",
+    [
+        {"payloadType": dsse.KEY_POSSESSION_PAYLOAD_TYPE, "payload": _nested(40), "signatures": []},
+        {"payloadType": 7, "payload": "e30=", "signatures": [{"sig": "AA=="}]},
+        {"payloadType": "x", "payload": "e30=", "signatures": [{"sig": "AA=="}] * 17},
+        {"payloadType": "x", "payload": "e30=", "signatures": [{"keyid": ["k"], "sig": "AA=="}]},
+        {
+            "payloadType": "x",
+            "payload": "\u00e9\u00e9\u00e9\u00e9",
+            "signatures": [{"sig": "AA=="}],
+        },
+    ],
+)
+def test_malformed_proofs_are_400_naming_proof(
+    client: Client, engine: Engine, registrar: Actor, proof: dict[str, Any]
+) -> None:
+    body = {"public_key": _new().public_key_text, "proof": proof}
+    _refused(client, engine, registrar, body, 400, "proof", "proof")
+
+
 def _race(engine: Engine, caller: Caller, signer: dsse.Signer) -> list[str]:
     """Two registrations of `signer`'s key, released together; what each one got."""
     proof = dsse.key_possession_proof(signer, caller.name).to_json()
