@@ -2,10 +2,9 @@
 
 - `import hf PATH...` reads Hugging Face model cards (model folders, folders of cards, a local
   Hub cache) with `lineage.hf`, signs one registration per artifact with your key and submits
-  them parents first, then prints what was added, what was already there and what was skipped,
-  with the reason. The registry has no batch route yet, so the batch is submitted one envelope at
-  a time; the plan is complete before the first is sent, and a refusal of one entry (its reason
-  in the summary) does not stop the rest.
+  them parents first as batches (`POST /v1/attestations/batch`, one transaction each), then
+  prints what was added, what was already there and what was skipped, with the reason; an entry
+  the registry refuses is reported and the rest of the batch is sent again without it.
 - `import oms MODEL_DIR` checks a folder signed with OpenSSF model-signing locally with
   model-signing's verifier (every file against the signed manifest), then submits the bundle
   with your signed registration of the model under that digest; the server checks the bundle's
@@ -37,48 +36,100 @@ from .artifacts import key_file_option, parse_parent
 # ----------------------------------------------------------------------------- import hf
 
 
+BATCH = 1000  # the registry's largest batch (POST /v1/attestations/batch)
+
+
+def _entry(reg: Any) -> dict[str, Any]:
+    return {
+        "ref": reg.artifact.label,
+        "kind": reg.artifact.kind.value,
+        "digest": reg.artifact.digest,
+        "parents": [f"{p.relation.value} sha256:{p.digest}" for p in reg.parents],
+    }
+
+
+def _classify(entry: dict[str, Any], answer: dict[str, Any], summary: dict[str, Any]) -> None:
+    """Added (this statement created the artifact) or existing (known, maybe amended)."""
+    art = answer.get("artifact") or {}
+    if answer.get("created") and art.get("attestation_id") in (None, answer.get("attestation_id")):
+        summary["added"].append(entry)
+    else:
+        entry["edges_added"] = int(answer.get("edges_added") or 0)
+        summary["existing"].append(entry)
+
+
 def submit_plan(
     post: Callable[[dict[str, Any]], tuple[int, dict[str, Any]]],
     plan: Any,
     signer: Any,
+    post_batch: Callable[[list[dict[str, Any]]], tuple[int, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Sign and submit a `lineage.hf.ImportPlan`, parents first; returns the summary.
+
+    With `post_batch`, the plan goes as batches (`POST /v1/attestations/batch`, all or nothing,
+    each written in one transaction): a batch refused because of one envelope is sent again
+    without it, that entry reported with the registry's reason, so one bad entry never holds
+    back the rest. Without it (or when the server has no batch route), one envelope at a time.
 
     Args:
         post: sends one envelope, returns (HTTP status, JSON body); never raises for a refusal.
         plan: the import plan.
         signer: the importer's `lineage.dsse.Signer`.
+        post_batch: sends a list of envelopes, returns (HTTP status, JSON body).
 
     Returns:
-        `{"added": [...], "existing": [...], "skipped": [{"path"|"ref", "reason"}], "cards": n}`.
+        `{"cards": n, "added": [...], "existing": [...], "skipped": [{"path"|"ref", "reason"}]}`.
     """
-    added: list[dict[str, Any]] = []
-    existing: list[dict[str, Any]] = []
-    skipped: list[dict[str, str]] = [{"path": s.path, "reason": s.reason} for s in plan.skipped]
-    # Every entry is sent, even after a refusal: a refused amendment (another principal's node)
-    # leaves the parent registered, and a truly missing parent is refused by name (422).
-    for reg in plan.registrations:
-        label = reg.artifact.label
-        envelope = sign_statement(registration_statement(reg), signer).to_json()
+    summary: dict[str, Any] = {
+        "cards": len(plan.cards),
+        "added": [],
+        "existing": [],
+        "skipped": [{"path": s.path, "reason": s.reason} for s in plan.skipped],
+        "batches": 0,
+    }
+    signed = [
+        (reg, sign_statement(registration_statement(reg), signer).to_json())
+        for reg in plan.registrations
+    ]
+    pending = list(range(len(signed)))
+    while pending and post_batch is not None:
+        chunk = pending[:BATCH]
+        status, body = post_batch([signed[i][1] for i in chunk])
+        summary["batches"] += 1
+        if status in (200, 201):
+            for i, answer in zip(chunk, body["data"], strict=True):
+                _classify(_entry(signed[i][0]), answer, summary)
+            pending = pending[len(chunk) :]
+        elif status in (404, 405):  # a registry without the batch route
+            break
+        elif isinstance(body.get("index"), int) and 0 <= body["index"] < len(chunk):
+            bad = chunk[body["index"]]
+            reason = str(body.get("detail", f"HTTP {status}"))
+            reason = reason.split(" (nothing of the batch was applied")[0]
+            reason = reason.removeprefix(f"envelopes[{body['index']}]: ")
+            summary["skipped"].append(
+                {"ref": signed[bad][0].artifact.label, "reason": f"refused ({status}): {reason}"}
+            )
+            pending.remove(bad)
+        else:
+            for i in chunk:
+                summary["skipped"].append(
+                    {"ref": signed[i][0].artifact.label, "reason": f"batch refused ({status})"}
+                )
+            pending = pending[len(chunk) :]
+    # One at a time: every entry is sent, even after a refusal (a refused amendment of another
+    # principal's node leaves that node registered; a missing parent is refused by name).
+    for i in pending:
+        reg, envelope = signed[i]
         status, body = post(envelope)
-        entry = {
-            "ref": label,
-            "kind": reg.artifact.kind.value,
-            "digest": reg.artifact.digest,
-            "parents": [f"{p.relation.value} sha256:{p.digest}" for p in reg.parents],
-        }
-        if status == 201 and body.get("artifact", {}).get("attestation_id") in (
-            None,
-            body.get("attestation_id"),
-        ):
-            added.append(entry)
-        elif status in (200, 201):
-            entry["edges_added"] = int(body.get("edges_added") or 0)
-            existing.append(entry)
+        if status in (200, 201):
+            _classify(_entry(reg), body, summary)
         else:
             reason = str(body.get("detail", f"HTTP {status}"))
-            skipped.append({"ref": label, "reason": f"refused ({status}): {reason}"})
-    return {"cards": len(plan.cards), "added": added, "existing": existing, "skipped": skipped}
+            summary["skipped"].append(
+                {"ref": reg.artifact.label, "reason": f"refused ({status}): {reason}"}
+            )
+    return summary
 
 
 def _summary_text(summary: dict[str, Any]) -> None:
@@ -145,15 +196,20 @@ def import_hf(ctx: Ctx, paths: tuple[Path, ...], key_file: Path | None, dry_run:
         return
     signer = ctx.signer(key_file)
 
-    def post(envelope: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def send(path: str, body: Any) -> tuple[int, dict[str, Any]]:
         try:
-            return 201, dict(ctx.client.post("/v1/attestations", envelope))
+            return 201, dict(ctx.client.post(path, body))
         except ApiError as exc:
             if exc.status in (0, 401) or exc.status >= 500:
                 fail(str(exc.detail), output.exit_code_for_status(exc.status))
             return exc.status, exc.body if isinstance(exc.body, dict) else {"detail": exc.detail}
 
-    summary = submit_plan(post, plan, signer)
+    summary = submit_plan(
+        lambda env: send("/v1/attestations", env),
+        plan,
+        signer,
+        post_batch=lambda envs: send("/v1/attestations/batch", {"envelopes": envs}),
+    )
     output.emit(summary, _summary_text)
     if summary["skipped"]:
         raise SystemExit(int(ExitCode.WARN))

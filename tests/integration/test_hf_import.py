@@ -25,12 +25,23 @@ pytest.importorskip("huggingface_hub")
 Client = TestClient[Any]
 
 
-def poster(client: Client, actor: Actor) -> Any:
+def submit(client: Client, actor: Actor, plan: hf.ImportPlan, mode: str) -> dict[str, Any]:
+    """Submit as the CLI does: in batches, or (an older registry) one envelope at a time."""
+
     def post(envelope: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         r = client.post("/v1/attestations", json=envelope, headers=actor.headers)
         return r.status_code, r.json()
 
-    return post
+    def post_batch(envelopes: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+        r = client.post(
+            "/v1/attestations/batch", json={"envelopes": envelopes}, headers=actor.headers
+        )
+        return r.status_code, r.json()
+
+    return submit_plan(post, plan, actor.signer, post_batch if mode == "batch" else None)
+
+
+MODES = pytest.mark.parametrize("mode", ["batch", "single"])
 
 
 def card(folder: Path, meta: str) -> None:
@@ -62,11 +73,15 @@ def lineage_edges(client: Client, actor: Actor, ref: str) -> set[tuple[str, str,
     return {(refs[e["child"]], e["relation"], refs[e["parent"]]) for e in data["edges"]}
 
 
-def test_model_tree_imports_as_one_batch(client: Client, registrar: Actor, tmp_path: Path) -> None:
+@MODES
+def test_model_tree_imports_as_one_batch(
+    client: Client, registrar: Actor, tmp_path: Path, mode: str
+) -> None:
     cards = build_tree(tmp_path)
     # The lora folder holds adapter_config.json, so it has "weights" of its own to claim.
-    summary = submit_plan(poster(client, registrar), hf.plan_import([cards]), registrar.signer)
+    summary = submit(client, registrar, hf.plan_import([cards]), mode)
     assert summary["cards"] == 5
+    assert summary["batches"] == (1 if mode == "batch" else 0)  # one transaction for the batch
     reasons = {
         s.get("path", s.get("ref", "")).rsplit("/", 2)[-2]: s["reason"] for s in summary["skipped"]
     }
@@ -108,15 +123,16 @@ def test_model_tree_imports_as_one_batch(client: Client, registrar: Actor, tmp_p
     assert art["digest"] == hf.hf_digest("acme/owl-7b")
 
     # Importing again adds nothing.
-    again = submit_plan(poster(client, registrar), hf.plan_import([cards]), registrar.signer)
+    again = submit(client, registrar, hf.plan_import([cards]), mode)
     assert again["added"] == [] and len(again["existing"]) == len(summary["added"])
 
 
+@MODES
 def test_risk_flows_through_the_imported_tree_and_claims(
-    client: Client, registrar: Actor, reviewer: Actor, tmp_path: Path
+    client: Client, registrar: Actor, reviewer: Actor, tmp_path: Path, mode: str
 ) -> None:
     cards = build_tree(tmp_path)
-    submit_plan(poster(client, registrar), hf.plan_import([cards]), registrar.signer)
+    submit(client, registrar, hf.plan_import([cards]), mode)
     env = review_envelope(reviewer.signer, hf.hf_digest("acme/owl-7b-instruct"), "owl")
     assert client.post("/v1/attestations", json=env, headers=reviewer.headers).status_code == 201
     for ref in (
@@ -130,8 +146,9 @@ def test_risk_flows_through_the_imported_tree_and_claims(
     assert base["status"] not in {"at_risk", "flagged"} and base["at_risk"] == []
 
 
+@MODES
 def test_refused_entries_are_reported_and_the_batch_goes_on(
-    client: Client, engine: Engine, registrar: Actor, tmp_path: Path
+    client: Client, engine: Engine, registrar: Actor, tmp_path: Path, mode: str
 ) -> None:
     other = make_actor(client, engine, "other-pipeline", Role.REGISTRAR)
     cards = tmp_path / "cards"
@@ -139,11 +156,9 @@ def test_refused_entries_are_reported_and_the_batch_goes_on(
     card(cards / "acme--grandchild", "base_model: acme/child")
     card(cards / "acme--great", "base_model: acme/grandchild\nbase_model_relation: quantized")
     # Another pipeline registered acme/child's Hub node first, as a base with no parents.
-    first = submit_plan(
-        poster(client, other), hf.plan_import([cards / "acme--grandchild"]), other.signer
-    )
+    first = submit(client, other, hf.plan_import([cards / "acme--grandchild"]), mode)
     assert first["skipped"] == []
-    summary = submit_plan(poster(client, registrar), hf.plan_import([cards]), registrar.signer)
+    summary = submit(client, registrar, hf.plan_import([cards]), mode)
     # Adding parents to it would amend another principal's artifact: refused, with the reason,
     # and the batch goes on.
     (refused,) = [s for s in summary["skipped"] if s.get("ref") == "hf:acme/child@hub"]
