@@ -343,6 +343,7 @@ def register_run_dir(ctx: Ctx, run_dir: Path, key_file: Path | None, version: st
     from lineage.evalresult import eval_result_statement, run_registrations
     from lineage.statements import registration_statement, sign_statement
 
+    signer = ctx.signer(key_file)
     result_file = run_dir / "result.json"
     if not result_file.is_file():
         fail(
@@ -350,7 +351,6 @@ def register_run_dir(ctx: Ctx, run_dir: Path, key_file: Path | None, version: st
             ExitCode.USAGE,
         )
     result = json.loads(result_file.read_text())
-    signer = ctx.signer(key_file)
     known: dict[str, tuple[str, str]] = {}
     for art in (result.get("lineage") or {}).get("artifacts", []):
         try:

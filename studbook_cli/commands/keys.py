@@ -22,22 +22,23 @@ from .artifacts import key_file_option
 
 
 def _write_private(path: Path, data: bytes, *, force: bool) -> None:
-    """Create `path` mode 0600 (the data folder 0700 if new), atomically replacing it if forced."""
+    """Create `path` readable by its owner only; `--force` replaces it without widening its mode.
+
+    A folder that does not exist yet is created 0700 (the data folder usually); an existing one
+    is left as it is: the key file itself is 0600 (or narrower) from the moment it exists.
+    """
+    from lineage.private_files import PrivateFileError, ensure_private_dir, write_private
+
     if path.exists() and not force:
         fail(f"{path} exists; use --force to replace it", ExitCode.USAGE)
     try:
-        from lineage.private_files import write_private
-    except ImportError:  # TEMPORARY until lineage.private_files lands
-        import os
-        import tempfile
-
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".keygen-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-        return
-    write_private(path, data)
+        if not path.parent.exists():
+            ensure_private_dir(path.parent)
+        write_private(path, data, overwrite=force)
+    except FileExistsError:
+        fail(f"{path} exists; use --force to replace it", ExitCode.USAGE)
+    except (PrivateFileError, OSError) as exc:
+        fail(f"cannot write the key to {path}: {exc}", ExitCode.USAGE)
 
 
 @click.command()
@@ -59,7 +60,7 @@ def keygen(ctx: Ctx, out: Path | None, force: bool) -> None:
     info = {
         "private_key_file": str(path),
         "keyid": dsse.keyid(key.public_key()),
-        "public_key": dsse.public_key_b64(key.public_key()),
+        "public_key": dsse.public_key_text(key.public_key()),
     }
 
     def human(d: dict[str, Any]) -> None:
@@ -87,7 +88,7 @@ def keys_register(ctx: Ctx, key_file: Path | None, principal: str | None) -> Non
     owner = principal or ctx.call(ctx.client.get, "/v1/me")["name"]
     proof = dsse.key_possession_proof(signer, owner)
     body = {
-        "public_key": dsse.public_key_b64(signer.public_key),
+        "public_key": signer.public_key_text,
         "principal": principal,
         "proof": proof.to_json(),
     }
