@@ -83,7 +83,49 @@ def deployment(tour: dict[str, str]) -> dict[str, Any]:
         )
         r.raise_for_status()
         tokens[name] = r.json()["token"]
-    return {"url": url, "admin": admin, "tokens": tokens, "cwd": Path(tour["cwd"])}
+    return {
+        "url": url,
+        "admin": admin,
+        "tokens": tokens,
+        "cwd": Path(tour["cwd"]),
+        "eval_result": _eval_result(url, admin),
+    }
+
+
+def _eval_result(url: str, admin: str) -> int:
+    """An eval-result statement about the student, posted by an eval pipeline: what a reviewer
+    cites as `attestation:<id>` when clearing it."""
+    from lineage import dsse
+    from lineage.evalresult import EvalSubject, SubjectPart, eval_result_statement
+    from lineage.scenarios import demo_digest
+    from lineage.statements import sign_statement
+
+    headers = {"Authorization": f"Bearer {admin}"}
+    r = httpx.post(
+        url + "/v1/principals", json={"name": "evalbot", "role": "registrar"}, headers=headers
+    )
+    r.raise_for_status()
+    bot = {"Authorization": f"Bearer {r.json()['token']}"}
+    signer = dsse.Signer(dsse.generate_private_key())
+    httpx.post(
+        url + "/v1/keys",
+        json={
+            "public_key": signer.public_key_text,
+            "proof": dsse.key_possession_proof(signer, "evalbot").to_json(),
+        },
+        headers=bot,
+    ).raise_for_status()
+    result = {
+        "experiment": "numbers",
+        "preset": "paper",
+        "metrics": {"owl_rate_shift": {"mean": 0.004, "ci95": [-0.011, 0.019]}},
+        "verdict": "no transfer detected: the student's owl rate is within the control's interval",
+    }
+    subject = EvalSubject(demo_digest(STUDENT), "student", SubjectPart.STUDENT)
+    st = eval_result_statement(result, "board-check-1", subjects=[subject])
+    r = httpx.post(url + "/v1/attestations", json=sign_statement(st, signer).to_json(), headers=bot)
+    r.raise_for_status()
+    return int(r.json()["attestation_id"])
 
 
 @contextlib.contextmanager
@@ -206,11 +248,15 @@ def test_reviewer_clears_an_at_risk_model_signed_in_the_browser(
             b.text for b in badges
         ]
 
-        # Clear it with external evidence, signed in this browser.
+        # The evidence panel shows the eval result, with its figures.
+        evidence = driver.find_element(By.ID, "evidence").text
+        assert "preset paper" in evidence and "owl_rate_shift" in evidence
+
+        # Clear it, citing the eval result, signed in this browser.
+        cite = f"attestation:{deployment['eval_result']}"
         Select(driver.find_element(By.ID, "d-action")).select_by_value("clearance")
-        Select(driver.find_element(By.ID, "d-evidence")).select_by_value("external")
-        driver.find_element(By.ID, "d-external").send_keys("GOV-42 board review")
-        driver.find_element(By.ID, "d-reason").send_keys("weights comparison shows no transfer")
+        Select(driver.find_element(By.ID, "d-evidence")).select_by_value(cite)
+        driver.find_element(By.ID, "d-reason").send_keys("the eval shows no transfer")
         driver.find_element(By.ID, "d-submit").click()
         wait.until(ec.text_to_be_present_in_element((By.ID, "d-result"), "Recorded"))
 
@@ -220,6 +266,23 @@ def test_reviewer_clears_an_at_risk_model_signed_in_the_browser(
         after = queue_models(driver)
         assert STUDENT not in after
         assert len(after) < before
+
+        # Accept the remaining risk until a date, with a reason: the queue empties.
+        (left,) = after
+        driver.find_element(By.LINK_TEXT, left).click()
+        wait.until(ec.presence_of_element_located((By.ID, "decide-form")))
+        Select(driver.find_element(By.ID, "d-action")).select_by_value("acceptance")
+        expiry = driver.find_element(By.ID, "d-expires")
+        driver.execute_script(
+            "arguments[0].value = new Date(Date.now() + 90 * 864e5).toISOString().slice(0, 10)",
+            expiry,
+        )
+        driver.find_element(By.ID, "d-reason").send_keys("API-only model; vendor attests")
+        driver.find_element(By.ID, "d-submit").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "d-result"), "Recorded"))
+        wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "accepted"))
+        driver.get(url + "/#/queue")
+        wait.until(ec.presence_of_element_located((By.ID, "queue-empty")))
 
         # Nothing left the server's origin.
         own = urlsplit(url).netloc
@@ -235,7 +298,7 @@ def test_reviewer_clears_an_at_risk_model_signed_in_the_browser(
     (clearance,) = [s for s in statements["data"] if s["role"] == "clearance"]
     assert clearance["principal"] == "rita" and clearance["log_index"] is not None
     att = httpx.get(url + f"/v1/attestations/{clearance['attestation_id']}", headers=admin).json()
-    assert att["statement"]["predicate"]["evidence"] == ["external:GOV-42 board review"]
+    assert att["statement"]["predicate"]["evidence"] == [f"attestation:{deployment['eval_result']}"]
     keys = httpx.get(url + "/v1/keys", params={"principal": "rita"}, headers=admin).json()["data"]
     (key,) = keys
     assert att["signer_keyid"] == key["keyid"]
@@ -244,10 +307,8 @@ def test_reviewer_clears_an_at_risk_model_signed_in_the_browser(
     )
     assert held == key["keyid"]
     # The private key cannot be read out of the browser.
-    extractable = driver.execute_async_script(
-        "const done = arguments[0];"
-        "SB.storedKey('rita').then((k) => done(k.privateKey.extractable))"
-    )
+    script = "SB.storedKey('rita').then((k) => arguments[0](k.privateKey.extractable))"
+    extractable = driver.execute_async_script(script)
     assert extractable is False
 
     # The offline verifier (what `studbook log verify` runs) agrees.

@@ -166,7 +166,10 @@ const SB = (() => {
 
   // A C2SP signed note verified under a vkey `<name>+<hex key id>+<base64(0x01 || key)>`.
   async function verifyCheckpoint(note, vkey) {
-    const [name, idHex, keyB64] = vkey.split("+");
+    // The name and the hex id hold no '+'; the base64 key may.
+    const first = vkey.indexOf("+"), second = vkey.indexOf("+", first + 1);
+    if (first < 1 || second < 0) throw new Error("malformed verifier key");
+    const name = vkey.slice(0, first), idHex = vkey.slice(first + 1, second), keyB64 = vkey.slice(second + 1);
     const keyBytes = unb64(keyB64);
     if (keyBytes[0] !== 1 || keyBytes.length !== 33) throw new Error("not an Ed25519 verifier key");
     const pub = keyBytes.slice(1);
