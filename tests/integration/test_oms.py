@@ -249,3 +249,65 @@ def test_bad_requests_and_roles(
     assert client.get("/v1/imports/oms/999", headers=actor.headers).status_code == 404
     assert client.get(f"/v1/imports/oms/{2**70}", headers=actor.headers).status_code in {400, 404}
     assert row_counts(engine) == before
+
+
+def test_concurrent_imports_of_one_bundle_keep_it_once(
+    client: Client, engine: Engine, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    actor, private = ec_actor(client, engine, "signer", "p256")
+    model = make_model(tmp_path)
+    check = verify_model(model, sign_model(model, private, tmp_path), pem(private)[1])
+    body = {"bundle": check.bundle, "registration": registration(actor, check.digest)}
+
+    def post(_: int) -> int:
+        return client.post("/v1/imports/oms", json=body, headers=actor.headers).status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        codes = sorted(pool.map(post, range(6)))
+    assert codes == [200] * 5 + [201], codes
+    kept = client.get("/v1/artifacts/acme/owl-7b@1/signatures", headers=actor.headers).json()
+    assert kept["count"] == 1
+
+
+def test_ed25519_signed_bundle_verifies(
+    client: Client, registrar: Actor, engine: Engine, tmp_path: Path
+) -> None:
+    """model-signing 1.1 signs with EC keys only; a bundle of the same format signed with an
+    Ed25519 key (as a future or third-party signer would) is checked the same way."""
+    from google.protobuf import json_format
+    from model_signing import hashing as oms_hashing
+    from model_signing._signing import signing as oms_signing
+
+    model = make_model(tmp_path)
+    manifest = oms_hashing.Config().hash(model)
+    # The statement bytes exactly as model-signing's signers serialise them.
+    payload = json_format.MessageToJson(oms_signing.Payload(manifest).statement.pb).encode()
+    sig = registrar.signer.sign_raw(dsse.pae("application/vnd.in-toto+json", payload))
+    bundle = {
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {"publicKey": {"hint": ""}, "tlogEntries": []},
+        "dsseEnvelope": {
+            "payload": base64.b64encode(payload).decode(),
+            "payloadType": "application/vnd.in-toto+json",
+            "signatures": [{"sig": base64.b64encode(sig).decode(), "keyid": ""}],
+        },
+    }
+    digest = artifact_digest(model)
+    body = {"bundle": bundle, "registration": registration(registrar, digest)}
+    r = client.post("/v1/imports/oms", json=body, headers=registrar.headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["signer_keyid"] == registrar.signer.keyid
+
+
+def test_huge_and_deep_bundles_are_refused(client: Client, engine: Engine) -> None:
+    actor, _ = ec_actor(client, engine, "signer", "p256")
+    before = row_counts(engine)
+    deep = '{"bundle": ' + '{"a":' * 5000 + "{}" + "}" * 5000 + "}"
+    huge = json.dumps({"bundle": {"mediaType": "x" * (4 << 20)}})
+    headers = {**actor.headers, "Content-Type": "application/json"}
+    for text, status in ((deep, 400), (huge, 413)):
+        r = client.post("/v1/imports/oms", content=text.encode(), headers=headers)
+        assert r.status_code == status, r.text[:200]
+    assert row_counts(engine) == before
