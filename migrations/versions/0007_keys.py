@@ -1,7 +1,9 @@
-"""Keys: room for ECDSA public keys (PEM SubjectPublicKeyInfo) in `keys.public_key`.
+"""Keys: room for ECDSA public keys (PEM SubjectPublicKeyInfo), and each key's possession proof.
 
 Ed25519 keys are stored as base64 of their 32 raw bytes (44 characters); an ECDSA P-384 key in
 PEM is about 215. The column grows from VARCHAR(64) to VARCHAR(400), the request limit.
+`keys.proof` keeps the DSSE envelope the key signed when it was registered (NULL for keys
+registered before proofs were required).
 
 On PostgreSQL that is one ALTER COLUMN. SQLite cannot alter a column type, and the usual batch
 rebuild (copy, drop, rename) would drop `keys` while `attestations` references it, which fails
@@ -50,6 +52,7 @@ def _sqlite_retype(old: str, new: str) -> None:
 
 
 def upgrade() -> None:
+    op.add_column("keys", sa.Column("proof", sa.JSON(), nullable=True))
     if op.get_bind().dialect.name == "sqlite":
         _sqlite_retype("VARCHAR(64)", "VARCHAR(400)")
     else:
@@ -67,6 +70,7 @@ def downgrade() -> None:
     longer = bind.exec_driver_sql("SELECT count(*) FROM keys WHERE length(public_key) > 64")
     if longer.scalar_one():
         raise RuntimeError("ECDSA keys are registered; revoke and delete them before downgrading")
+    op.drop_column("keys", "proof")  # SQLite 3.35+ drops a column in place
     if bind.dialect.name == "sqlite":
         _sqlite_retype("VARCHAR(400)", "VARCHAR(64)")
     else:

@@ -46,6 +46,12 @@ class KeyPublic(BaseModel):
     principal: str
     created_at: UtcDateTime
     revoked_at: UtcDateTime | None
+    proof: dict[str, Any] | None = Field(
+        default=None,
+        description="The possession proof the key was registered with (check it with "
+        "lineage.dsse.verify_key_possession); null for keys registered before proofs were "
+        "required.",
+    )
 
 
 class KeysPublic(BaseModel):

@@ -46,6 +46,7 @@ def to_public(key: SigningKey, owner: str) -> KeyPublic:
         principal=owner,
         created_at=key.created_at,
         revoked_at=key.revoked_at,
+        proof=key.proof,
     )
 
 
@@ -97,11 +98,12 @@ def verified_key_row(
             verify (field `proof`).
     """
     key = dsse.load_public_key(public_key) if isinstance(public_key, str) else public_key
-    dsse.verify_key_possession(proof, key, principal)
+    verified = dsse.verify_key_possession(proof, key, principal)
     return SigningKey(
         keyid=dsse.keyid(key),
         public_key=dsse.public_key_text(key),
         principal_id=principal_id,  # type: ignore[arg-type]
+        proof=verified.to_json(),
     )
 
 

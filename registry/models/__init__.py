@@ -68,6 +68,10 @@ class SigningKey(SQLModel, table=True):
     revoked_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+    # The possession proof the key was registered with (a DSSE envelope the key signed naming its
+    # principal), so anyone can check that its holder, not the registry, bound it to the
+    # principal. None only for keys registered before proofs were required.
+    proof: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Attestation(SQLModel, table=True):

@@ -44,14 +44,17 @@ def _downgrade(url: str, revision: str) -> None:
     command.downgrade(cfg, revision)
 
 
-def _public_key_length(url: str) -> int | None:
+def _columns(url: str) -> dict[str, object]:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            cols = {c["name"]: c["type"] for c in inspect(conn).get_columns("keys")}
+            return {c["name"]: c["type"] for c in inspect(conn).get_columns("keys")}
     finally:
         engine.dispose()
-    return getattr(cols["public_key"], "length", None)
+
+
+def _public_key_length(url: str) -> int | None:
+    return getattr(_columns(url)["public_key"], "length", None)
 
 
 def test_0007_widens_public_keys_under_existing_references(url_at_0006: str) -> None:
@@ -95,6 +98,11 @@ def test_0007_widens_public_keys_under_existing_references(url_at_0006: str) -> 
             )
             rows = dict(conn.execute(text("SELECT keyid, public_key FROM keys")).all())
             assert rows == {signer.keyid: signer.public_key_text, p384.keyid: p384.public_key_text}
+            # keys registered before proofs were required have none on record
+            proofs = conn.execute(
+                text("SELECT proof FROM keys WHERE keyid = :k"), {"k": signer.keyid}
+            )
+            assert proofs.scalar_one() is None
             joined = conn.execute(
                 text("SELECT count(*) FROM attestations a JOIN keys k ON k.keyid = a.signer_keyid")
             ).scalar_one()
@@ -117,5 +125,6 @@ def test_0007_widens_public_keys_under_existing_references(url_at_0006: str) -> 
         engine.dispose()
     _downgrade(url_at_0006, "0006")
     assert _public_key_length(url_at_0006) == 64
+    assert "proof" not in _columns(url_at_0006)
     upgrade(url_at_0006, "0007")
     assert _public_key_length(url_at_0006) == 400

@@ -134,6 +134,10 @@ def test_squatting_is_impossible(client: Client, engine: Engine) -> None:
     r = client.post("/v1/keys", json=key_registration(alices_key, "alice"), headers=alice.headers)
     assert r.status_code == 201, r.text
     assert r.json()["principal"] == "alice" and r.json()["keyid"] == alices_key.keyid
+    # the proof is kept: anyone can check that the holder, not the registry, bound key and name
+    listed = client.get("/v1/keys", params={"principal": "alice"}, headers=mallory.headers).json()
+    (entry,) = [k for k in listed["data"] if k["keyid"] == alices_key.keyid]
+    dsse.verify_key_possession(entry["proof"], dsse.load_public_key(entry["public_key"]), "alice")
     # the key is alice's: she can sign with it
     env = registration_envelope(alices_key, "model", "alice/m@1")
     assert client.post("/v1/attestations", json=env, headers=alice.headers).status_code == 201
