@@ -402,3 +402,73 @@ def test_viewer_is_offered_no_decision(deployment: dict[str, Any], browser: Any)
             "const done = arguments[0]; fetch('/v1/session').then((r) => done(r.status))"
         )
         assert status == 401
+
+
+TRICKY: list[Any] = [
+    {"b": 1, "a": [True, False, None], "é": "naïve", "z": '😀 \u2028 \u0007 " \\ /'},
+    {
+        "_type": "x",
+        "predicate": {"reason": "tab\there\nnew line", "évidence": ["\u00e9", "\uffff"]},
+    },
+    {"A": "", "a": "", "B": {"\u00ff": 0, "\u0100": -5, "~": 2**52}},
+]
+
+
+def test_browser_bytes_match_python(deployment: dict[str, Any], browser: Any) -> None:
+    """The page signs and checks exactly the bytes Python does: canonical statement JSON, log
+    leaves (ASCII-escaped JSON), DSSE PAE, the key-possession payload of POP.md; and its RFC 9162
+    inclusion check accepts every proof of the live log and refuses a tampered one."""
+    from lineage import dsse
+    from lineage.logleaf import entry_bytes
+    from lineage.statements import canonical_json
+
+    driver, url = browser, deployment["url"]
+    driver.get(url + "/#/signin")
+    run = driver.execute_async_script
+    for value in TRICKY:
+        got = run(
+            "const [v, done] = arguments;"
+            "done([SB.b64(SB.canonicalJson(v)), SB.b64(SB.entryBytes(v))])",
+            value,
+        )
+        assert base64.b64decode(got[0]) == canonical_json(value)
+        assert base64.b64decode(got[1]) == entry_bytes(value)
+    payload = canonical_json(TRICKY[0])
+    pae = run(
+        "const [t, p, done] = arguments; done(SB.b64(SB.pae(t, SB.unb64(p))))",
+        "application/vnd.in-toto+json",
+        base64.b64encode(payload).decode(),
+    )
+    assert base64.b64decode(pae) == dsse.pae("application/vnd.in-toto+json", payload)
+    # POP.md, byte for byte: the payload the page's key signs when it is registered.
+    proof = run(
+        "const done = arguments[0];"
+        "SB.newKey().then((k) => SB.possessionProof(k, 'rita').then((p) => done([k.keyid, p])))"
+    )
+    keyid, envelope = proof
+    assert envelope["payloadType"] == dsse.KEY_POSSESSION_PAYLOAD_TYPE
+    assert base64.b64decode(envelope["payload"]) == dsse.key_possession_payload(keyid, "rita")
+    assert [s["keyid"] for s in envelope["signatures"]] == [keyid]
+
+    size = httpx.get(url + "/v1/log/").json()["tree_size"]
+    assert size > 10
+    for index in range(size):
+        p = httpx.get(url + "/v1/log/proof/inclusion", params={"index": index}).json()
+        ok = run(
+            "const [p, done] = arguments;"
+            "SB.rootFromInclusion(p.log_index, p.tree_size, SB.unb64(p.leaf_hash),"
+            " p.hashes.map(SB.unb64)).then((r) => done(SB.b64(r) === p.root_hash),"
+            " (e) => done(String(e)))",
+            p,
+        )
+        assert ok is True, (index, ok)
+        if p["hashes"]:
+            bad = dict(p, hashes=[base64.b64encode(b"\0" * 32).decode(), *p["hashes"][1:]])
+            refused = run(
+                "const [p, done] = arguments;"
+                "SB.rootFromInclusion(p.log_index, p.tree_size, SB.unb64(p.leaf_hash),"
+                " p.hashes.map(SB.unb64)).then((r) => done(SB.b64(r) === p.root_hash),"
+                " (e) => done(false))",
+                bad,
+            )
+            assert refused is False
