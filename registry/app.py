@@ -90,7 +90,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             version="0.1.0",
             description="Model-provenance registry: signed lineage, trait-transfer risk, and a "
             "transparency log. Authenticate with `Authorization: Bearer <token>`; the log's "
-            "key, checkpoint and proofs and /healthz need no token.",
+            "key, checkpoint and proofs and /healthz need no token. Every error answers the "
+            "`ErrorBody` shape naming the `field` at fault; a method a path does not offer "
+            "answers 405 with `Allow`.",
             path="/docs",
             # Served from the package (no CDN), so /docs works offline and under CSP 'self'.
             render_plugins=[LocalSwaggerPlugin(path=["/", "/swagger"])],

@@ -30,6 +30,8 @@ from litestar.openapi.spec import SecurityScheme
 from litestar.routes import HTTPRoute
 from pydantic import BaseModel, ConfigDict, Field
 
+from lineage.types import MAX_NAME, MAX_VERSION
+
 # Either an API token or a browser session (`registry.sessions`) authenticates a caller.
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
 SECURITY_SCHEMES: dict[str, Any] = {
@@ -46,11 +48,14 @@ SECURITY_SCHEMES: dict[str, Any] = {
 }
 
 NAME_GRAMMAR = (
-    "Artifact names and versions: at most 200 characters, Unicode in NFC, printable "
-    "characters only (no control, bidi-override or zero-width characters, no NUL, no lone "
-    "surrogates); a name is one or more `/`-separated segments, never absolute, never with an "
-    "empty, `.` or `..` segment; a version holds no `/` or `@`. References are `<id>`, "
-    "`sha256:<64 hex digits>` or `name@version`."
+    f"**Names** (`lineage.types.check_name`): at most {MAX_NAME} characters (versions "
+    f"{MAX_VERSION}); Unicode scalar values in NFC (refused, not normalised, when not NFC); "
+    "printable only: no control characters, whitespace, bidirectional controls (U+202A-U+202E, "
+    "U+2066-U+2069, U+200E, U+200F, U+061C), zero-width characters (U+200B-U+200D, U+2060, "
+    "U+FEFF), private-use or unassigned code points; no `@` and no backslash. A name is a "
+    "relative `/`-separated path of non-empty segments, none of them `.` or `..`, not starting "
+    "with `~` or a drive letter; a version holds no `/` and is not `.` or `..`. References are "
+    "`<id>` (1..2^63-1), `sha256:<64 hex digits>` or `name@version`."
 )
 
 
