@@ -255,15 +255,28 @@ def _write(folder: Path, tree: dict[str, Any]) -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(tree=_roots, ignore=_ignores, keep_signature=st.booleans())
+@given(
+    tree=_roots,
+    ignore=_ignores,
+    keep_signature=st.booleans(),
+    link_at=st.one_of(st.none(), st.integers(min_value=0)),
+)
 def test_generated_trees_equal_model_signing(
-    tree: dict[str, Any], ignore: list[str], keep_signature: bool
+    tree: dict[str, Any], ignore: list[str], keep_signature: bool, link_at: int | None
 ) -> None:
     signature = None if keep_signature else "model.sig"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "model"
         root.mkdir()
         _write(root, tree)
+        if link_at is not None:  # a link anywhere (ignored folders included) is refused by both
+            folders = sorted([root, *(p for p in root.rglob("*") if p.is_dir())])
+            (folders[link_at % len(folders)] / "zz-link").symlink_to(root)
+            with pytest.raises(ValueError):
+                oms_items(root, ignore, signature=signature)
+            with pytest.raises(DigestError, match="symbolic link"):
+                ours(root, ignore, signature=signature)
+            return
         items, subject = oms_items(root, ignore, signature=signature)
         if not items:
             with pytest.raises(DigestError):
