@@ -9,6 +9,8 @@ carry the exact value that was signed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -24,8 +26,10 @@ from lineage.statements import (
     MAX_VERSION,
     canonical_json,
 )
+from registry.artifacts.controllers import VIEWS
+from tests.e2e.conftest import Server
 from tests.security._ingest import Client, post, registration, signed
-from tests.support import Actor, digest_of, register
+from tests.support import Actor, digest_of, postgres_database, register
 
 HOSTILE_NAMES: dict[str, tuple[str, str]] = {
     "unicode and emoji": ("ünïcødé/模型-🦉", "1"),
@@ -101,7 +105,7 @@ def test_hostile_but_valid_names_are_served_by_every_read_route(
     ref = f"{name}@{version}"
     # Litestar's test transport percent-decodes the path a second time (a server decodes it
     # once), so a literal '%' in a name is reached by digest here; by name it is reached with
-    # one encoding on a real server (tests/e2e).
+    # one encoding on a real server (the last test below).
     by_name = ref if "%" not in ref else f"sha256:{digest}"
 
     for url in (_ref_url(by_name), _ref_url(f"sha256:{digest}"), _ref_url(str(art_id))):
@@ -127,8 +131,14 @@ def test_hostile_but_valid_names_are_served_by_every_read_route(
     (edge,) = down.json()["edges"]
     assert edge["asserted_by"] == registrar.name
 
-    risk = client.get(_ref_url(by_name, "risk"), headers=h)
-    assert risk.status_code == 200, risk.text
+    # Every view any domain registers (risk, report, statements, bom, evals, ...).
+    queries = [(view, {}) for view in sorted(VIEWS) if view != "bom"]
+    queries += [("bom", {"format": f}) for f in ("spdx3", "cyclonedx")] if "bom" in VIEWS else []
+    for view, params in queries:
+        got = client.get(_ref_url(by_name, view), params=params, headers=h)
+        assert got.status_code == 200, (view, got.text)
+    browse = client.get("/v1/reviews/artifacts", params={"q": name}, headers=h)
+    assert browse.status_code in (200, 404), browse.text  # 404: no review routes installed
 
     att = client.get(f"/v1/attestations/{accepted['attestation_id']}", headers=h)
     assert att.status_code == 200, att.text
@@ -159,3 +169,58 @@ def test_a_review_with_valid_unicode_text_is_served(
     assert got.status_code == 200, got.text
     att = client.get(f"/v1/attestations/{r.json()['attestation_id']}", headers=reviewer.headers)
     assert att.status_code == 200 and att.json()["statement"]["predicate"]["trait"].endswith("🦉")
+
+
+# ------------------------------------------------------------------------ a real server
+
+REAL_SERVER_NAMES = [
+    ("pct%2F%00/x%", "1%40"),
+    ("what?is#this/a;b=c", "v?1#2"),
+    ("ünïcødé/模型-🦉", "1"),
+    ("m/lineage", "risk"),
+]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def real_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """`studbook serve` in a subprocess on a private data folder, SQLite or PostgreSQL."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o700)
+    databases: Iterator[str] = (
+        iter([f"sqlite:///{data_dir / 'studbook.db'}"])
+        if request.param == "sqlite"
+        else postgres_database()
+    )
+    srv = Server(data_dir, next(databases))
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.stop()
+        for _ in databases:  # drops the PostgreSQL database
+            pass
+
+
+def test_names_with_url_syntax_are_reached_by_name_on_a_real_server(real_server: Server) -> None:
+    """The test client decodes the path twice; a real server decodes it once, so every name,
+    literal '%' sequences included, is reached by its name percent-encoded once."""
+    import httpx
+
+    from lineage.statements import PAYLOAD_TYPE
+
+    server = real_server
+    headers, signer = server.registrar("urls")
+    for name, version in REAL_SERVER_NAMES:
+        ref = f"{name}@{version}"
+        payload = registration(name, version, metadata=hostile_metadata())
+        envelope = signer.sign(PAYLOAD_TYPE, canonical_json(payload)).to_json()
+        r = httpx.post(server.url + "/v1/attestations", json=envelope, headers=headers)
+        assert r.status_code == 201, r.text
+        for view in ("", "lineage", "risk"):
+            got = httpx.get(server.url + _ref_url(ref, view), headers=headers)
+            assert got.status_code == 200, (ref, view, got.text)
+            art = got.json() if not view else None
+            if art is not None:
+                _check_artifact(art, name, version)
+        found = httpx.get(server.url + "/v1/artifacts", params={"q": name}, headers=headers)
+        assert [a["ref"] for a in found.json()["data"]] == [ref]
