@@ -96,3 +96,15 @@ def test_plain_non_ascii_queries_still_search(client: TestClient[Any], admin_tok
     )
     assert r.status_code == 200, r.text
     assert r.json()["data"] == []
+
+
+@pytest.mark.parametrize("q", ["\\", "a\\", "%", "_", "%_\\%", "'", '"; --', "\u00e9\u0301"])
+@pytest.mark.parametrize("url", ["/v1/artifacts", "/v1/review/artifacts"])
+def test_search_text_is_data_not_pattern(
+    client: TestClient[Any], admin_token: str, url: str, q: str
+) -> None:
+    """LIKE metacharacters and quotes in a search are matched literally on both databases
+    (PostgreSQL refuses a pattern ending in its escape character with an error)."""
+    r = client.get(url, params={"q": q}, headers={"Authorization": f"Bearer {admin_token}"})
+    assert r.status_code == 200, r.text
+    assert r.json()["data"] == []
