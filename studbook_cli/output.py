@@ -181,7 +181,7 @@ def progress_bar(description: str, total: int, *, enabled: bool) -> Iterator[Cal
         TransferSpeedColumn,
     )
 
-    console = Console(stderr=True, force_terminal=sys.stderr.isatty() or None)
+    console = Console(stderr=True, force_terminal=True)  # asked for (--progress) or a terminal
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
