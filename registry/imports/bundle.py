@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from lineage.digests import digest_of_file_digests, sort_key
 from lineage.dsse import pae
+from lineage.errors import VerificationError
 from lineage.types import check_digest
 
 from ..errors import BadRequestError
@@ -286,7 +287,7 @@ def verify_keyless(bundle: dict[str, Any], trust_root: Path | None) -> str:
             field="bundle.verificationMaterial",
         )
     try:
-        from sigstore.models import Bundle, ClientTrustConfig
+        from sigstore.models import Bundle, ClientTrustConfig, TrustedRoot
         from sigstore.verify import Verifier
         from sigstore.verify.policy import UnsafeNoOp
     except ImportError as exc:  # the library is optional on servers
@@ -294,11 +295,21 @@ def verify_keyless(bundle: dict[str, Any], trust_root: Path | None) -> str:
             "keyless bundles need the `sigstore` library on the server",
             field="bundle.verificationMaterial",
         ) from exc
+    try:  # a client trust configuration, or a bare trusted_root.json
+        root = ClientTrustConfig.from_json(trust_root.read_text()).trusted_root
+    except Exception:
+        try:
+            root = TrustedRoot.from_file(str(trust_root))
+        except Exception as exc:  # the operator's file is unusable: the server's fault
+            raise VerificationError(
+                f"the configured Sigstore trust root {trust_root} cannot be read: {exc}"
+            ) from exc
     try:
         parsed = Bundle.from_json(json.dumps(bundle))
-        config = ClientTrustConfig.from_json(trust_root.read_text())
-        verifier = Verifier(trusted_root=config.trusted_root)
-        verifier.verify_dsse(parsed, UnsafeNoOp())
+        # Any identity the trust root's Fulcio certified is accepted and recorded with the
+        # evidence (`signer_identity`): the bundle is evidence for the principal's own signed
+        # registration, not a substitute for it.
+        Verifier(trusted_root=root).verify_dsse(parsed, UnsafeNoOp())
     except Exception as exc:  # every sigstore failure is a refusal of this bundle
         raise BadRequestError(
             f"the keyless bundle does not verify against the configured trust root: {exc}",

@@ -311,3 +311,39 @@ def test_huge_and_deep_bundles_are_refused(client: Client, engine: Engine) -> No
         r = client.post("/v1/imports/oms", content=text.encode(), headers=headers)
         assert r.status_code == status, r.text[:200]
     assert row_counts(engine) == before
+
+
+def test_keyless_bundles_against_an_operator_trust_root(
+    client: Client, engine: Engine, tmp_path: Path, database_url: str
+) -> None:
+    """With a trust root configured, a keyless bundle is checked offline against it (sigstore);
+    one that does not verify is refused by field, and an unreadable trust root is the server's
+    fault, not the client's."""
+    import sigstore
+
+    from registry.app import create_app
+    from registry.settings import Settings
+
+    actor, private = ec_actor(client, engine, "signer", "p256")
+    model = make_model(tmp_path)
+    check = verify_model(model, sign_model(model, private, tmp_path), pem(private)[1])
+    keyless = json.loads(json.dumps(check.bundle))
+    keyless["verificationMaterial"] = {"certificate": {"rawBytes": "AAAA"}, "tlogEntries": []}
+    store = Path(sigstore.__file__).parent / "_store"
+    (trusted_root,) = store.glob("*tuf-repo-cdn.sigstore.dev/trusted_root.json")
+    broken_root = tmp_path / "broken-root.json"
+    broken_root.write_text("{}")
+    before = row_counts(engine)
+    for root, status, words in (
+        (trusted_root, 400, "configured trust root"),
+        (broken_root, 500, ""),
+    ):
+        settings = Settings(
+            data_dir=tmp_path / "data", database_url=database_url, sigstore_trust_root=root
+        )
+        with TestClient(create_app(settings, engine=engine)) as other:
+            body = {"bundle": keyless, "registration": registration(actor, check.digest)}
+            r = other.post("/v1/imports/oms", json=body, headers=actor.headers)
+            assert r.status_code == status, r.text
+            assert words in r.json()["detail"]
+    assert row_counts(engine) == before
