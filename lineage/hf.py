@@ -340,6 +340,10 @@ def find_cards(
                 hub = _hub_id_from_name(repo.name, None)
                 for snap, rev in _snapshots(repo):
                     model_folder(snap, hub, rev)
+        elif p.resolve().parent.name == "snapshots" and p.resolve().parent.parent.name.startswith(
+            "models--"
+        ):  # one snapshot of a cache repository: models--org--name/snapshots/<revision>
+            model_folder(p, _hub_id_from_name(p.resolve().parent.parent.name, None), p.name)
         elif (p / "README.md").is_file():
             model_folder(p, _hub_id_from_name(p.resolve().name, p.resolve().parent.name), None)
         else:

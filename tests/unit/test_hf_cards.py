@@ -175,6 +175,9 @@ def test_local_cache_layout_names_org_name_and_revision(tmp_path: Path) -> None:
         (reg,) = [r for r in plan.registrations if r.artifact.name == "hf:acme/owl-7b-instruct"]
         assert reg.metadata["revision"] == rev
         assert_parents_first(plan.registrations)
+    # One snapshot named directly: the repository and revision come from the cache layout.
+    plan = hf.plan_import([repo / "snapshots" / old])
+    assert [(c.hub_id, c.revision) for c in plan.cards] == [("acme/owl-7b-instruct", old)]
     plan = hf.plan_import([cache])
     assert parents_of(plan, "acme/owl-7b") == {
         (Relation.TRAINED_ON, hf.hf_dataset_digest("acme/pretrain"))
