@@ -159,12 +159,13 @@ def risk_rebuild(check_only: bool) -> None:
     """
     from sqlmodel import Session
 
-    from .db import make_engine
+    from .db import begin_write, make_engine
     from .risk.service import rebuild_all
     from .settings import get_settings
 
     engine = make_engine(get_settings().resolved_database_url)
     with Session(engine) as session:
+        begin_write(session)  # reads the statements it rewrites marks from: under the lock
         changed = rebuild_all(session)
         if check_only:
             session.rollback()
