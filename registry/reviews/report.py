@@ -165,6 +165,11 @@ def _evidence(session: Session, lineage: dict[str, Any]) -> list[dict[str, Any]]
     return out
 
 
+def artifact_ref(artifact: Artifact) -> str:
+    """`name@version`."""
+    return f"{artifact.name}@{artifact.version}"
+
+
 def build(session: Session, artifact: Artifact) -> ReportPublic:
     """The review report of `artifact` (see the module docstring)."""
     assert artifact.id is not None
@@ -193,22 +198,24 @@ def build(session: Session, artifact: Artifact) -> ReportPublic:
         }
         for r in session.execute(select(_ACC).where(_ACC.c.artifact_id == artifact.id))
     ]
-    cited: dict[int, str] = {}
+    # attestation id -> (what it is, the artifact it is about), most specific first
+    cited: dict[int, tuple[str, str]] = {}
+    ref_of = {n["artifact"]["digest"]: n["artifact"]["ref"] for n in lineage_json["nodes"]}
     for s in mine:
-        cited.setdefault(s.attestation_id, s.role)
-    for e in lineage_json["edges"]:
-        cited.setdefault(e["attestation_id"], "lineage")
+        cited.setdefault(s.attestation_id, (s.role, artifact_ref(artifact)))
     for n in lineage_json["nodes"]:
-        cited.setdefault(n["artifact"]["attestation_id"], "registration")
+        cited.setdefault(n["artifact"]["attestation_id"], ("registration", n["artifact"]["ref"]))
+    for e in lineage_json["edges"]:
+        cited.setdefault(e["attestation_id"], ("lineage", ref_of.get(e["child"], e["child"])))
     for d in decisions:
-        cited.setdefault(d["attestation_id"], d["role"])
+        cited.setdefault(d["attestation_id"], (d["role"], d["artifact_ref"]))
     for ev in evidence:
-        cited.setdefault(ev["attestation_id"], "eval")
+        cited.setdefault(ev["attestation_id"], ("eval", ev["concerns"]))
     info = log.info(session, log.notary_for(session))
     notary = log.notary_for(session)
     described = {
         s.attestation_id: s
-        for s in _describe(session, [(role, att, "") for att, role in cited.items()])
+        for s in _describe(session, [(role, att, "") for att, (role, _) in cited.items()])
     }
     statements: list[dict[str, Any]] = []
     for att_id in sorted(cited)[:MAX_REPORT_STATEMENTS]:
@@ -224,6 +231,7 @@ def build(session: Session, artifact: Artifact) -> ReportPublic:
         statements.append(
             meta.model_dump(mode="json", exclude={"summary"})
             | {
+                "about": cited[att_id][1],
                 "envelope": att.envelope,
                 "statement": json.loads(b64decode(att.envelope["payload"], field="payload")),
                 "inclusion_proof": proof,

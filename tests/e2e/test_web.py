@@ -472,3 +472,35 @@ def test_browser_bytes_match_python(deployment: dict[str, Any], browser: Any) ->
                 bad,
             )
             assert refused is False
+
+
+def test_keyboard_moves_through_the_graph(deployment: dict[str, Any], browser: Any) -> None:
+    """The first Tab reaches the skip link; graph nodes take focus and Enter opens them."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, url = browser, deployment["url"]
+    wait = WebDriverWait(driver, 30)
+    with evidence_on_failure(driver, deployment["cwd"], "keyboard"):
+        sign_in(driver, url, deployment["tokens"]["rita"])
+        driver.get(url + "/#/artifact/" + "demo%2Fowl-student-q4%401")
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "svg#graph g.node")))
+        body = driver.find_element(By.TAG_NAME, "body")
+        driver.refresh()  # a fresh load: focus starts at the top of the document
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "svg#graph g.node")))
+        body = driver.find_element(By.TAG_NAME, "body")
+        body.send_keys(Keys.TAB)
+        assert driver.switch_to.active_element.get_attribute("class") == "skip"
+        node = driver.find_element(
+            By.CSS_SELECTOR, "svg#graph g.node[data-ref='demo/owl-student@1']"
+        )
+        assert node.get_attribute("tabindex") == "0"
+        assert "demo/owl-student@1" in node.get_attribute("aria-label")
+        driver.execute_script("arguments[0].focus()", node)
+        driver.switch_to.active_element.send_keys(Keys.ENTER)
+        wait.until(lambda d: "owl-student%401" in d.current_url and "q4" not in d.current_url)
+        wait.until(
+            ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#summary h1"), "demo/owl-student@1")
+        )

@@ -395,9 +395,9 @@ function statementsTable(report) {
   const mine = report.statements;
   const t = h("table", { class: "grid", id: "statements" },
     h("caption", {}, "Signed statements (inclusion checked in this browser against the signed checkpoint)"),
-    h("thead", {}, h("tr", {}, ["#", "What", "Signed by", "Key", "When", "Log index", "Inclusion"].map((x) => h("th", { scope: "col" }, x)))),
+    h("thead", {}, h("tr", {}, ["#", "What", "About", "Signed by", "Key", "When", "Log index", "Inclusion"].map((x) => h("th", { scope: "col" }, x)))),
     h("tbody", {}, mine.map((s) => h("tr", {},
-      h("td", {}, String(s.attestation_id)), h("td", {}, s.role),
+      h("td", {}, String(s.attestation_id)), h("td", {}, s.role), h("td", {}, s.about || ""),
       h("td", {}, s.principal), h("td", { class: "mono", title: s.signer_keyid }, s.signer_keyid.slice(0, 12) + "…"),
       h("td", {}, when(s.received_at)), h("td", {}, s.log_index === null ? "—" : String(s.log_index)),
       h("td", {}, h("span", { class: "badge", "data-badge": s.attestation_id }, "checking…"))))));
