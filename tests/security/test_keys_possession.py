@@ -300,3 +300,19 @@ def test_concurrent_registrations_of_one_key_give_one_201_and_one_409(engine: En
             assert sorted(_race(engine, caller, _new())) == ["conflict", "created"]
     finally:
         _truncate(engine)
+
+
+def test_the_eval_workers_own_key_is_registered_with_its_proof(
+    client: Client, engine: Engine, settings: Any
+) -> None:
+    """The worker writes its key row itself (no HTTP), through the same proof check."""
+    from registry.evals.worker import ensure_identity
+    from registry.models import SigningKey
+
+    identity = ensure_identity(engine, settings)
+    with Session(engine) as session:
+        row = session.get(SigningKey, identity.signer.keyid)
+        assert row is not None and row.proof is not None
+        dsse.verify_key_possession(
+            row.proof, dsse.load_public_key(row.public_key), identity.caller.name
+        )
