@@ -27,10 +27,22 @@ envelopes (`derived_tables`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, text
+from sqlalchemy import (
+    BigInteger,
+    String,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+)
 from sqlmodel import Session
 
 from lineage.types import ArtifactKind, Relation
@@ -68,6 +80,28 @@ def chunks(ids: Sequence[int], size: int = CHUNK) -> Iterable[list[int]]:
     """`ids` in slices small enough for one IN list."""
     for i in range(0, len(ids), size):
         yield list(ids[i : i + size])
+
+
+def whole(ids: Sequence[int]) -> Iterable[list[int]]:
+    """`ids` as one part (nothing when empty), for `among`, which takes any number."""
+    if ids:
+        yield list(ids)
+
+
+def among(session: Session, column: Any, ids: Sequence[int]) -> Any:
+    """`column IN ids` with the ids as one parameter, however many there are.
+
+    An expanding IN list costs SQLAlchemy work per element on every execution (ten thousand ids
+    cost more than the query); a JSON array (`json_each` on SQLite) or an array parameter
+    (`= ANY` on PostgreSQL) is one bound value, and both databases probe the index per element.
+    """
+    values = sorted({int(i) for i in ids})
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == any_(bindparam(None, values, type_=ARRAY(BigInteger())))
+    table = func.json_each(bindparam(None, json.dumps(values), type_=String()))
+    return column.in_(select(literal_column("value")).select_from(table))
 
 
 # ----------------------------------------------------------------------------- writes
@@ -114,11 +148,11 @@ def index_datasets(session: Session, ids: Sequence[int]) -> int:
     # Parent edges of every dataset to do, with the parent's digest (the tie-break) and kind.
     parents: dict[int, list[tuple[str, str, int, str]]] = {i: [] for i in todo}
     digest: dict[int, str] = {}
-    for part in chunks(sorted(todo)):
+    for part in whole(sorted(todo)):
         for c, p, rel, d, k in session.execute(
             select(_E.c.child_id, _E.c.parent_id, _E.c.relation, _A.c.digest, _A.c.kind)
             .join(_A, _A.c.id == _E.c.parent_id)
-            .where(_E.c.child_id.in_(part), _E.c.relation.in_(DATA_UP))
+            .where(among(session, _E.c.child_id, part), _E.c.relation.in_(DATA_UP))
         ):
             parents[c].append((d, rel, p, k))
             digest[p] = d
@@ -127,8 +161,8 @@ def index_datasets(session: Session, ids: Sequence[int]) -> int:
         - todo
     )
     rows: dict[int, dict[int, Source]] = {}
-    for part in chunks(outside):
-        for r in session.execute(select(_DS).where(_DS.c.dataset_id.in_(part))):
+    for part in whole(outside):
+        for r in session.execute(select(_DS).where(among(session, _DS.c.dataset_id, part))):
             rows.setdefault(r.dataset_id, {})[r.source_id] = (r.kind, r.distance, list(r.path))
     order = _topological(
         todo, {c: [p for _, _, p, _ in ps if p in todo] for c, ps in parents.items()}
@@ -141,8 +175,8 @@ def index_datasets(session: Session, ids: Sequence[int]) -> int:
             {"dataset_id": c, "source_id": s, "kind": k, "distance": n, "path": path}
             for s, (k, n, path) in mine.items()
         )
-    for part in chunks(sorted(todo)):
-        session.execute(delete(_DS).where(_DS.c.dataset_id.in_(part)))
+    for part in whole(sorted(todo)):
+        session.execute(delete(_DS).where(among(session, _DS.c.dataset_id, part)))
     if out:
         session.execute(insert(_DS), out)
     return len(out)
@@ -216,9 +250,9 @@ def rebuild(session: Session) -> tuple[int, int]:
 def ancestor_sets(session: Session, ids: Iterable[int]) -> dict[int, set[int]]:
     """Weights-ancestor sets (each model included) of the given models."""
     out: dict[int, set[int]] = {}
-    for part in chunks(sorted(set(ids))):
+    for part in whole(sorted(set(ids))):
         for m, a in session.execute(
-            select(_WA.c.model_id, _WA.c.ancestor_id).where(_WA.c.model_id.in_(part))
+            select(_WA.c.model_id, _WA.c.ancestor_id).where(among(session, _WA.c.model_id, part))
         ):
             out.setdefault(m, set()).add(a)
     return out

@@ -18,6 +18,7 @@ depends on, read with SQL, and stores the answers:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -54,6 +55,8 @@ from ..models import (
     utcnow,
 )
 from . import derived
+from .evidence import check_evidence
+from .evidence import describe as describe_evidence
 from .schemas import (
     ClearancePublic,
     FineTuneCheckPublic,
@@ -107,7 +110,7 @@ class Subgraph:
         for part in _chunks(ordered):
             for row in session.execute(
                 select(_A.c.id, _A.c.digest, _A.c.kind, _A.c.opaque, _A.c.name, _A.c.version).where(
-                    _A.c.id.in_(part)
+                    derived.among(session, _A.c.id, part)
                 )
             ):
                 self.digest[row.id] = row.digest
@@ -116,7 +119,9 @@ class Subgraph:
                 nodes.append(Node(row.digest, ArtifactKind(row.kind), row.opaque))
         for part in _chunks(ordered):
             for c, p, r in session.execute(
-                select(_E.c.child_id, _E.c.parent_id, _E.c.relation).where(_E.c.child_id.in_(part))
+                select(_E.c.child_id, _E.c.parent_id, _E.c.relation).where(
+                    derived.among(session, _E.c.child_id, part)
+                )
             ):
                 if p in self.digest:
                     edges.append(Edge(self.digest[c], self.digest[p], Relation(r)))
@@ -124,7 +129,9 @@ class Subgraph:
         self.flags: list[Flag] = []
         self.clearances: list[Clearance] = []
         for part in _chunks(ordered):
-            for s in session.execute(select(_S).where(_S.c.artifact_id.in_(part))):
+            for s in session.execute(
+                select(_S).where(derived.among(session, _S.c.artifact_id, part))
+            ):
                 digest = self.digest[s.artifact_id]
                 if s.statement == "flag":
                     self.flags.append(
@@ -179,6 +186,9 @@ def apply_review(
             field="subject[0].digest",
             digest=claim.artifact,
         )
+    # What a clearance cites must exist and concern this model (422 naming predicate.evidence,
+    # before anything is written); see registry/risk/evidence.py.
+    check_evidence(session, claim, artifact_id)
     session.execute(
         insert(_S).values(
             attestation_id=attestation.id,
@@ -240,10 +250,10 @@ def _in_force(
     latest: dict[tuple[int, str], tuple[int, str]] = {}
     last_clear: dict[tuple[int, str], int] = {}
     last_flag: dict[tuple[int, str], int] = {}
-    for part in derived.chunks(sorted(set(ids))):
+    for part in derived.whole(sorted(set(ids))):
         for a, t, st, seq in session.execute(
             select(_S.c.artifact_id, _S.c.trait, _S.c.statement, _S.c.seq).where(
-                _S.c.artifact_id.in_(part)
+                derived.among(session, _S.c.artifact_id, part)
             )
         ):
             latest[(a, t)] = (0, "")
@@ -261,8 +271,12 @@ def _in_force(
 
 def _digests(session: Session, ids: Iterable[int]) -> dict[int, str]:
     out: dict[int, str] = {}
-    for part in derived.chunks(sorted(set(ids))):
-        out.update(session.execute(select(_A.c.id, _A.c.digest).where(_A.c.id.in_(part))).all())
+    for part in derived.whole(sorted(set(ids))):
+        out.update(
+            session.execute(
+                select(_A.c.id, _A.c.digest).where(derived.among(session, _A.c.id, part))
+            ).all()
+        )
     return out
 
 
@@ -277,10 +291,12 @@ def _derive_marks(session: Session, region: set[int]) -> dict[tuple[int, str], d
     walks the whole graph.
     """
     digest: dict[int, str] = {}
-    for part in derived.chunks(sorted(region)):
+    for part in derived.whole(sorted(region)):
         digest.update(
             session.execute(
-                select(_A.c.id, _A.c.digest).where(_A.c.id.in_(part), _A.c.kind == "model")
+                select(_A.c.id, _A.c.digest).where(
+                    derived.among(session, _A.c.id, part), _A.c.kind == "model"
+                )
             ).all()
         )
     models = set(digest)
@@ -289,11 +305,11 @@ def _derive_marks(session: Session, region: set[int]) -> dict[tuple[int, str], d
     weights: list[tuple[int, int, str]] = []
     routes: dict[tuple[int, int], tuple[int, int, list[Any]]] = {}  # (m, G) -> (dist, D, path)
     route_cands: list[tuple[int, int, int, int, list[Any]]] = []
-    for part in derived.chunks(sorted(models)):
+    for part in derived.whole(sorted(models)):
         weights.extend(
             session.execute(
                 select(_E.c.child_id, _E.c.parent_id, _E.c.relation).where(
-                    _E.c.child_id.in_(part), _E.c.relation.in_(derived.WEIGHTS)
+                    derived.among(session, _E.c.child_id, part), _E.c.relation.in_(derived.WEIGHTS)
                 )
             ).all()
         )
@@ -302,7 +318,7 @@ def _derive_marks(session: Session, region: set[int]) -> dict[tuple[int, str], d
                 select(_E.c.child_id, _DS.c.source_id, _DS.c.distance, _E.c.parent_id, _DS.c.path)
                 .join(_DS, _DS.c.dataset_id == _E.c.parent_id)
                 .where(
-                    _E.c.child_id.in_(part),
+                    derived.among(session, _E.c.child_id, part),
                     _E.c.relation == Relation.TRAINED_ON.value,
                     _DS.c.kind == "model",
                 )
@@ -317,7 +333,7 @@ def _derive_marks(session: Session, region: set[int]) -> dict[tuple[int, str], d
         held = routes.get((m, g))
         if held is None or (dist, digest[d]) < (held[0], digest[held[1]]):
             routes[(m, g)] = (dist, d, path)
-    anc = derived.ancestor_sets(session, models | {g for _, g in routes})
+    anc = derived.ancestor_sets(session, {x for pair in routes for x in pair})
     steps: dict[int, list[tuple[str, int, _Path]]] = {m: [] for m in models}
     for c, p, r in weights:
         steps[c].append(("weights", p, ((digest[c], digest[p], r),)))
@@ -336,36 +352,49 @@ def _derive_marks(session: Session, region: set[int]) -> dict[tuple[int, str], d
             )
     vias = {v for ss in steps.values() for _, v, _ in ss}
     flagged, cleared = _in_force(session, models | vias)
-    carried: dict[int, dict[str, tuple[_Path, int]]] = {}
+    # What each model passes on, per trait: (path to the source, source, the path's step keys).
+    carried: dict[int, dict[str, tuple[_Path, int, tuple[tuple[str, str], ...]]]] = {}
     outside = sorted(vias - models)
     for v in outside:
-        carried[v] = {t: ((), v) for t in flagged.get(v, ())}
-    for part in derived.chunks(outside):
+        carried[v] = {t: ((), v, ()) for t in flagged.get(v, ())}
+    for part in derived.whole(outside):
         for mark in session.execute(
             select(_M.c.model_id, _M.c.trait, _M.c.source_id, _M.c.path).where(
-                _M.c.model_id.in_(part)
+                derived.among(session, _M.c.model_id, part)
             )
         ):
             stored: _Path = tuple((c, p, rel) for c, p, rel in mark.path)
-            carried[mark.model_id].setdefault(mark.trait, (stored, mark.source_id))
+            carried[mark.model_id].setdefault(mark.trait, (stored, mark.source_id, _key(stored)[1]))
     order = derived._topological(
         models, {m: [v for _, v, _ in ss if v in models] for m, ss in steps.items()}
     )
+    keyed = {m: [(k, v, sp, _key(sp)[1]) for k, v, sp in ss] for m, ss in steps.items()}
     chosen: dict[tuple[int, str], tuple[str, int, _Path, int]] = {}
     for m in order:
-        mine: dict[str, tuple[Any, str, int, _Path, int]] = {}
+        # Per trait the least (length, step keys), as `path_key` orders paths; the keys are only
+        # joined when the lengths tie, and the path only for the winner.
+        mine: dict[str, tuple[int, Any, str, int, _Path, _Path, int]] = {}
         skip = flagged.get(m, set()) | cleared.get(m, set())
-        for kind, via, spath in steps[m]:
-            for t, (upath, source) in carried.get(via, {}).items():
+        for kind, via, spath, skey in keyed[m]:
+            ups = carried.get(via)
+            if not ups:
+                continue
+            for t, (upath, source, ukey) in ups.items():
                 if t in skip:
                     continue
-                full: _Path = (*spath, *upath)
-                key = _key(full)
-                if t not in mine or key < mine[t][0]:
-                    mine[t] = (key, kind, via, full, source)
-        here: dict[str, tuple[_Path, int]] = {t: ((), m) for t in flagged.get(m, ())}
-        for t, (_, kind, via, full, source) in mine.items():
-            here[t] = (full, source)
+                length = len(spath) + len(upath)
+                held = mine.get(t)
+                if held is not None and length > held[0]:
+                    continue
+                key = skey + ukey
+                if held is None or length < held[0] or key < held[1]:
+                    mine[t] = (length, key, kind, via, spath, upath, source)
+        here: dict[str, tuple[_Path, int, tuple[tuple[str, str], ...]]] = {
+            t: ((), m, ()) for t in flagged.get(m, ())
+        }
+        for t, (_, key, kind, via, spath, upath, source) in mine.items():
+            full: _Path = (*spath, *upath)
+            here[t] = (full, source, key)
             chosen[(m, t)] = (kind, via, full, source)
         carried[m] = here
     pairs = {(m, via) for (m, _), (kind, via, _, _) in chosen.items() if kind == "data"}
@@ -379,7 +408,7 @@ def _derive_marks(session: Session, region: set[int]) -> dict[tuple[int, str], d
             "kind": kind,
             "source_id": source,
             "via_id": via,
-            "path": [list(e) for e in path],
+            "path": path,  # tuples: JSON writes them as lists; `_store` compares them as tuples
             "shared_base": sorted(digest[s] for s in nearest[(m, via)]) if kind == "data" else [],
         }
         for (m, t), (kind, via, path, source) in chosen.items()
@@ -394,8 +423,8 @@ def _store(
 ) -> int:
     """Make the stored marks of `region` exactly `wanted`, set-based; returns rows changed."""
     have: dict[tuple[int, str], Any] = {}
-    for part in derived.chunks(sorted(region)):
-        for row in session.execute(select(_M).where(_M.c.model_id.in_(part))):
+    for part in derived.whole(sorted(region)):
+        for row in session.execute(select(_M).where(derived.among(session, _M.c.model_id, part))):
             have[(row.model_id, row.trait)] = row
     gone = [{"m": m, "t": t} for m, t in have if (m, t) not in wanted]
     new: list[dict[str, Any]] = []
@@ -404,14 +433,14 @@ def _store(
         held = have.get((m, t))
         if held is None:
             new.append({"model_id": m, "trait": t, "created_at": now, **values})
-        elif any(getattr(held, k) != v for k, v in values.items()):
+        elif any(_same(getattr(held, k)) != _same(v) for k, v in values.items()):
             changed.append({"m": m, "t": t, **{f"v_{k}": v for k, v in values.items()}})
     if gone:
         session.execute(
             delete(_M).where(_M.c.model_id == bindparam("m"), _M.c.trait == bindparam("t")), gone
         )
     if new:
-        session.execute(insert(_M), new)
+        _insert_marks(session, new)
     if changed:
         session.execute(
             update(_M)
@@ -423,6 +452,45 @@ def _store(
 
 
 _MARK_COLUMNS = ("kind", "source_id", "via_id", "path", "shared_base")
+
+
+def _same(value: Any) -> Any:
+    """A stored or computed mark value in one comparable form (JSON lists read back as lists;
+    paths are computed as tuples)."""
+    if isinstance(value, list | tuple):
+        return tuple(_same(v) for v in value)
+    return value
+
+
+_INSERT_COLUMNS = ("model_id", "trait", *_MARK_COLUMNS, "created_at")
+
+
+def _insert_marks(session: Session, rows: list[dict[str, Any]]) -> None:
+    """One driver-level executemany: SQLAlchemy's per-row parameter processing would cost more
+    than the insert itself for the ten thousand marks of one propagation. Values are bound as
+    SQLAlchemy would bind them (its JSON and timestamp encodings), so reads see no difference.
+    """
+    conn = session.connection()
+    names = ", ".join(_INSERT_COLUMNS)
+    if conn.dialect.name == "postgresql":
+        sql = (
+            f"INSERT INTO risk_marks ({names}) VALUES "
+            "(%s, %s, %s, %s, %s, CAST(%s AS JSON), CAST(%s AS JSON), %s)"
+        )
+        params = [
+            tuple(
+                json.dumps(r[c]) if c in ("path", "shared_base") else r[c] for c in _INSERT_COLUMNS
+            )
+            for r in rows
+        ]
+    else:
+        procs = [_M.c[c].type.bind_processor(conn.dialect) for c in _INSERT_COLUMNS]
+        sql = f"INSERT INTO risk_marks ({names}) VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})"
+        params = [
+            tuple(p(r[c]) if p else r[c] for c, p in zip(_INSERT_COLUMNS, procs, strict=True))
+            for r in rows
+        ]
+    conn.exec_driver_sql(sql, params)
 
 
 def _store_marks(
@@ -548,6 +616,9 @@ def _statements_in_force(
     ]
     state = compute_risk(LineageGraph(nodes.values(), ()), flags, clears)
     by_seq = {r.seq: r for r in rows}
+    detail = describe_evidence(
+        session, [f.evidence for f in state.flags] + [c.evidence for c in state.clearances]
+    )
     f_out = [
         FlagPublic(
             artifact=f.artifact,
@@ -556,6 +627,7 @@ def _statements_in_force(
             severity=f.severity,
             reason=f.reason,
             evidence=list(f.evidence),
+            evidence_detail=[detail[e] for e in f.evidence],
             attestation_id=by_seq[f.seq].attestation_id,
             created_at=by_seq[f.seq].created_at,
         )
@@ -568,6 +640,7 @@ def _statements_in_force(
             trait=c.trait,
             reason=c.reason,
             evidence=list(c.evidence),
+            evidence_detail=[detail[e] for e in c.evidence],
             attestation_id=by_seq[c.seq].attestation_id,
             created_at=by_seq[c.seq].created_at,
         )
@@ -631,7 +704,7 @@ def node_marks(
         return flags, marks
     id_of: dict[str, int] = {}
     for part in _chunks(list(ids)):
-        f, _ = _statements_in_force(session, _S.c.artifact_id.in_(part))
+        f, _ = _statements_in_force(session, derived.among(session, _S.c.artifact_id, part))
         for x in f:
             if x.artifact not in id_of:
                 id_of[x.artifact] = session.scalar(select(_A.c.id).where(_A.c.digest == x.artifact))  # type: ignore[assignment]
@@ -639,7 +712,9 @@ def node_marks(
                 {"trait": x.trait, "severity": x.severity.value}
             )
         for r in session.execute(
-            select(_M.c.model_id, _M.c.trait, _M.c.kind).where(_M.c.model_id.in_(part))
+            select(_M.c.model_id, _M.c.trait, _M.c.kind).where(
+                derived.among(session, _M.c.model_id, part)
+            )
         ):
             marks.setdefault(r.model_id, []).append({"trait": r.trait, "kind": r.kind})
     return flags, marks
@@ -740,21 +815,21 @@ def _check(
     assert base.id is not None
     ds_ids = sorted({d.id for d in datasets if d.id is not None})
     rows: list[Any] = []
-    for part in derived.chunks(ds_ids):
+    for part in derived.whole(ds_ids):
         rows.extend(
             session.execute(
                 select(_DS.c.dataset_id, _DS.c.source_id, _DS.c.kind, _DS.c.path).where(
-                    _DS.c.dataset_id.in_(part), _CARRIES
+                    derived.among(session, _DS.c.dataset_id, part), _CARRIES
                 )
             ).all()
         )
     ids = {base.id} | {r.source_id for r in rows}
     flagged, _ = _in_force(session, ids)
     marks: dict[int, dict[str, Any]] = {}
-    for part in derived.chunks(sorted(ids)):
+    for part in derived.whole(sorted(ids)):
         for r in session.execute(
             select(_M.c.model_id, _M.c.trait, _M.c.source_id, _M.c.path).where(
-                _M.c.model_id.in_(part)
+                derived.among(session, _M.c.model_id, part)
             )
         ):
             marks.setdefault(r.model_id, {})[r.trait] = r
