@@ -319,7 +319,9 @@ def statements(
             severity = draw(st.sampled_from(tuple(Severity)))
             flags.append(Flag(artifact, trait, severity, "seen", (f"ev-{seq}",), f"f-{seq}", seq))
         else:
-            clearances.append(Clearance(artifact, trait, "eval passed", (f"ev-{seq}",), seq))
+            clearances.append(
+                Clearance(artifact, trait, "eval passed", (f"external:ev-{seq}",), seq)
+            )
     return tuple(flags), tuple(clearances)
 
 

@@ -168,7 +168,9 @@ def review_envelope(
     from lineage.risk import Severity
 
     if severity is None:
-        statement = clearance_statement(artifact, trait, reason, evidence or ("eval:1",))
+        statement = clearance_statement(
+            artifact, trait, reason, evidence or ("external:reviewed outside the registry",)
+        )
     else:
         statement = flag_statement(artifact, trait, Severity(severity), reason, evidence)
     return sign_statement(statement, signer).to_json()

@@ -11,7 +11,8 @@ memory, a signal) the worker sees as an exit status instead of dying with it. Th
 - reads commands on stdin: `cancel` makes the next progress report raise `Cancelled`, and end of
   file means the worker is gone, so it exits at once rather than run on for nobody;
 - checks a base model's files against their registered digest before using them, so an eval of
-  `acme/base@1` is an eval of exactly those bytes;
+  `acme/base@1` is an eval of exactly those bytes, and refuses files outside the worker's model
+  directory or behind a symlink (the worker finds them by digest, never from a name);
 - writes `error.json` in the run directory when it fails, and exits with a status that says how
   (`EXIT_*`).
 
@@ -64,13 +65,22 @@ class _Channel:
         os._exit(EXIT_ORPHANED)  # the worker is gone: nobody would record what we do
 
 
-def _verify(path: Path, digest: str, label: str, channel: _Channel) -> None:
-    """Check that the files at `path` are the registered artifact."""
+def _verify(path: Path, digest: str, label: str, channel: _Channel, model_dir: str) -> None:
+    """Check that the files at `path` are the registered artifact, inside the model directory.
+
+    The worker found `path` by digest inside its configured model directory; this process checks
+    both again on what it is about to load (the files may have changed since), and refuses a
+    path that is a symlink or resolves outside the directory, whoever wrote the spec.
+    """
     from evals.errors import ModelLoadError
     from lineage.digests import manifest
 
-    if not path.exists():
-        raise ModelLoadError(str(path), f"no files for {label} on this worker")
+    root = os.path.realpath(model_dir) if model_dir else ""
+    real = os.path.realpath(path)
+    if not root or real == root or os.path.commonpath([root, real]) != root:
+        raise ModelLoadError(label, "its files are not inside the worker's model directory")
+    if path.is_symlink() or not path.exists():
+        raise ModelLoadError(label, "no files for it in the worker's model directory")
     stage = f"verify {label} files"
     total = path.stat().st_size if path.is_file() else 0
     if path.is_dir():
@@ -88,7 +98,7 @@ def _verify(path: Path, digest: str, label: str, channel: _Channel) -> None:
     got = manifest(path, progress=step).digest
     if got != digest:
         raise ModelLoadError(
-            str(path), f"its files have digest {got}, but {label} is registered as {digest}"
+            label, f"its files have digest {got}, but {label} is registered as {digest}"
         )
 
 
@@ -108,7 +118,13 @@ def run(spec: dict[str, Any], channel: _Channel) -> int:
         for key in ("base", "cross_base"):
             base = spec.get(key)
             if base:
-                _verify(Path(base["path"]), base["digest"], base["ref"], channel)
+                _verify(
+                    Path(base["path"]),
+                    base["digest"],
+                    base["ref"],
+                    channel,
+                    str(spec.get("model_dir") or ""),
+                )
                 overrides["model" if key == "base" else "cross_model"] = base["path"]
         evals.run_experiment(
             spec["experiment"],

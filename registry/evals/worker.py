@@ -35,9 +35,11 @@ import json
 import logging
 import os
 import queue as queue_module
+import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -55,6 +57,7 @@ from sqlmodel import Session
 from lineage import dsse
 from lineage.digests import file_sha256
 from lineage.evalresult import eval_result_statement, run_registrations
+from lineage.private_files import PRIVATE_DIR_MODE, ensure_private_dir, write_private
 from lineage.statements import registration_statement, sign_statement
 
 from ..auth import Caller, Role
@@ -89,15 +92,13 @@ class Identity:
 
 def _load_or_create_key(path: Path) -> dsse.Signer:
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.exists():
+            ensure_private_dir(path.parent)
         key = dsse.generate_private_key()
-        try:  # O_EXCL: two workers starting together keep the first one's key
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(dsse.private_key_pem(key))
+        # Written whole, 0600 from creation; without overwrite, two workers starting together
+        # keep the first one's key.
+        with contextlib.suppress(FileExistsError):
+            write_private(path, dsse.private_key_pem(key))
     return dsse.Signer(dsse.load_private_key(path.read_bytes()))
 
 
@@ -168,20 +169,118 @@ def install_ingest(engine: Engine, settings: Settings) -> None:
 # ---------------------------------------------------------------------------- one run
 
 
-def find_model_files(settings: Settings, name: str, version: str, digest: str) -> Path:
-    """Where this worker keeps a registered base model's files.
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+# Stat signature of a candidate (every file's relative path, size, inode and mtime) -> its digest:
+# a model is hashed once per worker process, not once per run, while any change to its files
+# changes the signature and so forces a new hash.
+_DIGEST_CACHE: dict[tuple[str, tuple[tuple[str, int, int, int], ...]], str] = {}
+MAX_CANDIDATES = 10_000
+"""Entries of the model directory a lookup considers at most (a guard, not a tuning knob)."""
+
+
+def _signature(path: Path) -> tuple[tuple[str, int, int, int], ...] | None:
+    """Every file under `path` as (relative path, size, inode, mtime), or None when the candidate
+    holds a symlink or a special file (the digest would refuse it anyway)."""
+    st = os.lstat(path)
+    if stat.S_ISREG(st.st_mode):
+        return (("", st.st_size, st.st_ino, st.st_mtime_ns),)
+    out: list[tuple[str, int, int, int]] = []
+    for folder, dirs, files in os.walk(path, followlinks=False):
+        for name in [*dirs, *files]:
+            full = os.path.join(folder, name)
+            est = os.lstat(full)
+            if stat.S_ISDIR(est.st_mode):
+                continue
+            if not stat.S_ISREG(est.st_mode):
+                return None
+            out.append((os.path.relpath(full, path), est.st_size, est.st_ino, est.st_mtime_ns))
+    return tuple(sorted(out))
+
+
+def _candidates(root: Path) -> list[Path]:
+    """Entries of the model directory that may hold one model, never following a link.
+
+    A candidate is a plain file directly under the root (a single-file model: GGUF,
+    safetensors), or a folder at any depth that directly holds a plain file (a model folder,
+    however the operator nests them: `acme/tiny/1`). A folder named by the digest itself is
+    listed first by the caller. Symlinks are skipped: they could point anywhere.
+    """
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if not (here / d).is_symlink())
+        plain = [f for f in sorted(files) if stat.S_ISREG(os.lstat(here / f).st_mode)]
+        if here == root:
+            found.extend(here / f for f in plain)
+        elif plain:
+            found.append(here)
+        if len(found) > MAX_CANDIDATES:
+            break
+    return found[:MAX_CANDIDATES]
+
+
+def _inside(root: Path, path: Path) -> bool:
+    real_root, real = os.path.realpath(root), os.path.realpath(path)
+    return os.path.commonpath([real_root, real]) == real_root and real != real_root
+
+
+def find_model_files(settings: Settings, digest: str, label: str) -> Path:
+    """The file or folder in the configured model directory whose content digest is `digest`.
+
+    Names are never made into paths: an artifact's name is whatever a registrar typed
+    (`/etc@ssl`, `../x@1`), so the worker looks its files up by what they are, not by what they
+    are called. It walks the configured directory without following links, digests the
+    candidates (cached per process by their files' stat signature) and returns the first one
+    whose digest is `digest`. A symlink, or anything that resolves outside the directory, is
+    never a candidate, and the error names no file of the directory.
+
+    Args:
+        settings: gives `eval_model_dir`.
+        digest: the registered artifact's 64-hex digest.
+        label: the artifact's `name@version`, for messages only.
 
     Raises:
-        WorkerSetupError: none of the accepted places holds them.
+        WorkerSetupError: no model directory is configured, or nothing in it has that digest.
     """
-    root = settings.eval_model_dir
-    candidates = [root / name / version, root / f"{name}@{version}", root / digest] if root else []
-    for path in candidates:
-        if path.exists():
-            return path
-    where = ", ".join(str(p) for p in candidates) or "nowhere: STUDBOOK_EVAL_MODEL_DIR is not set"
+    from lineage.digests import artifact_digest
+    from lineage.errors import DigestError
+
+    configured = settings.eval_model_dir
+    if configured is None:
+        raise WorkerSetupError(
+            f"this worker has no files for {label}: STUDBOOK_EVAL_MODEL_DIR is not set",
+            field="base",
+        )
+    if not _DIGEST.fullmatch(digest):
+        raise WorkerSetupError(f"{label} has no content digest to look up", field="base")
+    root = Path(os.path.realpath(configured))
+    if not root.is_dir():
+        raise WorkerSetupError(
+            f"this worker has no files for {label}: the model directory does not exist",
+            field="base",
+        )
+    named = root / digest  # the digest is 64 hex digits: a safe name, never a path
+    ordered = [named] if os.path.lexists(named) else []
+    ordered += [c for c in _candidates(root) if c != named]
+    for candidate in ordered:
+        try:
+            if candidate.is_symlink() or not _inside(root, candidate):
+                continue
+            signature = _signature(candidate)
+            if signature is None:
+                continue
+            key = (str(candidate), signature)
+            got = _DIGEST_CACHE.get(key)
+            if got is None:
+                got = artifact_digest(candidate)
+                _DIGEST_CACHE[key] = got
+        except (OSError, DigestError):
+            continue  # unreadable, changing under us or holding a link: not this model
+        if got == digest:
+            return candidate
     raise WorkerSetupError(
-        f"this worker has no files for {name}@{version} (looked in {where})", field="base"
+        f"this worker has no files for {label}: nothing in its model directory has digest {digest}",
+        field="base",
     )
 
 
@@ -247,23 +346,28 @@ class Supervisor:
                 if art_id is not None:
                     art = session.get(Artifact, art_id)
                     assert art is not None
-                    path = find_model_files(self.settings, art.name, art.version, art.digest)
+                    label = f"{art.name}@{art.version}"
+                    path = find_model_files(self.settings, art.digest, label)
+                    spec["model_dir"] = os.path.realpath(self.settings.eval_model_dir or "")
                     spec[key] = {
-                        "path": str(path.resolve()),
+                        "path": str(path),
                         "digest": art.digest,
                         "ref": f"{art.name}@{art.version}",
                     }
-        out_dir = self.settings.eval_runs_path.resolve() / f"run-{self.run_id}"
+        # Run directories hold what the eval wrote (generated data, weights, logs): readable by
+        # the worker's user only, like the rest of the data folder.
+        runs = ensure_private_dir(self.settings.eval_runs_path).resolve()
+        out_dir = runs / f"run-{self.run_id}"
         if out_dir.exists():  # a retried attempt starts clean
             shutil.rmtree(out_dir)
-        out_dir.mkdir(parents=True)
+        os.mkdir(out_dir, PRIVATE_DIR_MODE)
         spec["out_dir"] = str(out_dir)
         return spec
 
     def _run_child(self, spec: dict[str, Any]) -> int:
         out_dir = Path(spec["out_dir"])
         spec_file = out_dir / "spec.json"
-        spec_file.write_text(json.dumps(spec))
+        write_private(spec_file, json.dumps(spec).encode("utf-8"))
         read_fd, write_fd = os.pipe()
         with open(out_dir / child.LOG_FILE, "wb") as logfile:
             proc = subprocess.Popen(

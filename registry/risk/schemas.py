@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from lineage.evidence import EvidenceKind
 from lineage.risk import MarkKind, ReasonKind, Severity, Verdict
 from lineage.types import Relation
 
@@ -22,6 +23,23 @@ class PathEdge(BaseModel):
     relation: Relation
 
 
+class EvidencePublic(BaseModel):
+    """One cited reference and what it points at (`registry/risk/evidence.py`)."""
+
+    reference: str = Field(description="As cited, e.g. attestation:42 or external:<URL>")
+    kind: EvidenceKind = Field(
+        description="attestation (a record in this registry, checked), external (outside the "
+        "registry, marked as such, not checked) or text (free text, flags only)"
+    )
+    attestation_id: int | None = None
+    attestation_kind: str | None = Field(
+        default=None, description="The cited attestation's kind, e.g. eval_result"
+    )
+    experiment: str | None = Field(default=None, description="For an eval result")
+    preset: str | None = Field(default=None, description="For an eval result (never smoke)")
+    verdict: str | None = Field(default=None, description="For an eval result")
+
+
 class FlagPublic(BaseModel):
     """A flag in force."""
 
@@ -31,6 +49,9 @@ class FlagPublic(BaseModel):
     severity: Severity
     reason: str
     evidence: list[str]
+    evidence_detail: list[EvidencePublic] = Field(
+        default_factory=list, description="What each reference of `evidence` points at"
+    )
     attestation_id: int
     created_at: UtcDateTime
 
@@ -43,6 +64,9 @@ class ClearancePublic(BaseModel):
     trait: str
     reason: str
     evidence: list[str]
+    evidence_detail: list[EvidencePublic] = Field(
+        default_factory=list, description="What each reference of `evidence` points at"
+    )
     attestation_id: int
     created_at: UtcDateTime
 

@@ -219,13 +219,21 @@ def test_a_digits_run_lands_signed_in_the_graph(
     assert same["digest"] in marked and cross["digest"] not in marked
     assert by_role["student_same/seed1"]["digest"] not in marked  # another seed, another teacher
 
-    # A clearance can cite the same evidence.
+    # A smoke run is no evidence for a clearance: refused, naming the field, nothing written.
     clear = review_envelope(
         reviewer.signer, same["digest"], "digits", severity=None, evidence=evidence
     )
-    assert client.post("/v1/attestations", json=clear, headers=reviewer.headers).status_code == 201
+    r = client.post("/v1/attestations", json=clear, headers=reviewer.headers)
+    assert r.status_code == 422 and r.json()["field"] == "predicate.evidence", r.text
+    assert "smoke" in r.json()["detail"]
     risk = client.get(f"/v1/artifacts/{same['ref']}/risk", headers=reviewer.headers).json()
-    assert risk["status"] == "cleared" and risk["clearances"][0]["evidence"] == list(evidence)
+    assert risk["status"] == "at_risk" and not risk["clearances"]
+    # The flag's answer shows what it cites: the smoke run's eval result.
+    (shown,) = client.get(f"/v1/artifacts/{teacher['ref']}/risk", headers=reviewer.headers).json()[
+        "flags"
+    ][0]["evidence_detail"]
+    assert shown["attestation_id"] == run["result_attestation_id"]
+    assert (shown["attestation_kind"], shown["preset"]) == ("eval_result", "smoke")
 
     listed = client.get("/v1/evals?status=succeeded", headers=registrar.headers).json()
     assert [r["id"] for r in listed["data"]] == [run["id"]] and listed["data"][0]["result"] is None
@@ -514,7 +522,8 @@ def test_numbers_runs_on_a_registered_base_held_by_the_worker(
         client, registrar, {"experiment": "numbers", "preset": "smoke", "base": "acme/tiny@2"}
     )
     run = wait_for(client, registrar, wrong["id"], final)
-    assert run["status"] == "failed" and f"have digest {digest}" in run["error"]
+    # Found by digest, never by name: the symlink and the other model's files are not it.
+    assert run["status"] == "failed" and f"has digest {'ab' * 32}" in run["error"]
 
     queued = submit(
         client,

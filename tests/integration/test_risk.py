@@ -184,7 +184,7 @@ def test_clearance_stops_propagation_through_that_model_only(
             digest_of("c/student@1"),
             "owl",
             severity=None,
-            evidence=("attestation:eval-1",),
+            evidence=("external:https://example.org/evals/1",),
         ),
     )
     assert at_risk_pairs(client, registrar) == set()  # grand learned only from the cleared student
