@@ -24,7 +24,7 @@ from .output import ExitCode
 class RootGroup(LazyGroup):
     """The root: maps click's own failures onto the documented exit codes."""
 
-    def main(  # type: ignore[override]
+    def main(
         self,
         args: Any = None,
         prog_name: str | None = None,
