@@ -128,6 +128,7 @@ class HfCard:
     inferred: bool
     datasets: tuple[str, ...]
     weights_dir: Path | None = None
+    license: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +262,9 @@ def read_card(
     if not bases and not datasets:
         raise HfCardError("the card declares neither base_model nor datasets", field="base_model")
     weights = folder if folder is not None and _has_weights(folder, path) else None
-    return HfCard(path, hub_id, revision, bases, relation, inferred, datasets, weights)
+    lic = data.get("license")
+    license_id = lic.strip()[:100] if isinstance(lic, str) and lic.strip() else None
+    return HfCard(path, hub_id, revision, bases, relation, inferred, datasets, weights, license_id)
 
 
 def _has_weights(folder: Path, card: Path) -> bool:
@@ -421,6 +424,8 @@ def plan_import(paths: Iterable[str | Path], *, weights_digest: Any = None) -> I
             parents += [ParentLink(card.relation.relation, hf_digest(b)) for b in card.bases]
         parents += [ParentLink(Relation.TRAINED_ON, hf_dataset_digest(d)) for d in card.datasets]
         meta: dict[str, Any] = {}
+        if card.license:
+            meta["license"] = card.license
         if card.revision:
             meta["revision"] = card.revision
         if card.relation is not None:

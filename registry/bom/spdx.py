@@ -24,6 +24,7 @@ How Studbook's graph maps onto SPDX 3.0.1:
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from lineage.types import ArtifactKind, Relation
@@ -35,6 +36,9 @@ __all__ = ["SPDX_CONTEXT", "SPDX_VERSION", "to_spdx3"]
 SPDX_VERSION = "3.0.1"
 SPDX_CONTEXT = "https://spdx.org/rdf/3.0.1/spdx-context.jsonld"
 _NS = "urn:studbook:"
+# SPDX's named individual for "no assertion is made about the license".
+_NO_ASSERTION_LICENSE = "https://spdx.org/rdf/3.0.1/terms/ExpandedLicensing/NoAssertionLicense"
+_LICENSE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+-]{0,63}$")
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
@@ -131,6 +135,7 @@ def to_spdx3(graph: BomGraph) -> dict[str, Any]:
         )
         for i, r in enumerate(graph.risks)
     ]
+    licenses = _license_relationships(spdx, objs, graph, elements, info)
     root = elements[graph.root]
     objs.add(
         spdx.SpdxDocument(
@@ -142,6 +147,7 @@ def to_spdx3(graph: BomGraph) -> dict[str, Any]:
             element=[
                 *elements.values(),
                 *relationships,
+                *licenses,
                 *annotations,
                 *agents.values(),
                 server,
@@ -158,6 +164,47 @@ def to_spdx3(graph: BomGraph) -> dict[str, Any]:
     data: dict[str, Any] = spdx.JSONLDSerializer().serialize_data(objs)
     # A round trip through JSON text guarantees plain JSON types in what is returned and signed.
     return json.loads(json.dumps(data))  # type: ignore[no-any-return]
+
+
+def _license_relationships(
+    spdx: Any, objs: Any, graph: BomGraph, elements: dict[str, Any], info: Any
+) -> list[Any]:
+    """The AI and Dataset profiles require every package to have exactly one concluded and one
+    declared license relationship. Studbook concludes nothing about licenses, so the concluded
+    one is NOASSERTION; the declared one is the `license` a registration's metadata gives (a
+    Hugging Face card's, say) when it is an SPDX license id, else NOASSERTION too."""
+    out = []
+    expressions: dict[str, Any] = {}
+    for i, n in enumerate(graph.nodes):
+        declared: Any = _NO_ASSERTION_LICENSE
+        value = n.metadata.get("license")
+        if isinstance(value, str) and _LICENSE_ID.match(value) and value.lower() != "other":
+            if value not in expressions:
+                expressions[value] = objs.add(
+                    spdx.simplelicensing_LicenseExpression(
+                        spdxId=f"{_NS}license/{len(expressions)}",
+                        creationInfo=info,
+                        simplelicensing_licenseExpression=value,
+                    )
+                )
+            declared = expressions[value]
+        for kind, target in (
+            (spdx.RelationshipType.hasConcludedLicense, _NO_ASSERTION_LICENSE),
+            (spdx.RelationshipType.hasDeclaredLicense, declared),
+        ):
+            out.append(
+                objs.add(
+                    spdx.Relationship(
+                        spdxId=f"{_NS}license-relationship/{i}/{len(out) % 2}",
+                        creationInfo=info,
+                        from_=elements[n.digest],
+                        to=[target],
+                        relationshipType=kind,
+                        comment="studbook:license",
+                    )
+                )
+            )
+    return [*out, *expressions.values()]
 
 
 def _package(spdx: Any, n: BomNode, info: Any, supplier: Any, worst: dict[str, str]) -> Any:

@@ -24,9 +24,9 @@ def dg(c: str) -> str:
 
 def graph() -> BomGraph:
     nodes = (
-        BomNode(dg("a"), M, "acme/base", "1", False, "pipeline", NOW),
+        BomNode(dg("a"), M, "acme/base", "1", False, "pipeline", NOW, {"license": "apache-2.0"}),
         BomNode(dg("b"), M, "acme/teacher", "1", True, "pipeline", NOW),
-        BomNode(dg("c"), D, "acme/numbers", "1", False, "pipeline", NOW),
+        BomNode(dg("c"), D, "acme/numbers", "1", False, "pipeline", NOW, {"license": "other"}),
         BomNode(dg("d"), D, "acme/numbers-filtered", "1", False, "pipeline", NOW),
         BomNode(dg("e"), M, "acme/student", "1", False, "pipeline", NOW),
         BomNode(dg("f"), M, "acme/student-q4", "1", False, "other team", NOW),
@@ -87,7 +87,7 @@ def test_spdx3_validates_and_maps_every_relation() -> None:
     rels = {
         (r["comment"], r["relationshipType"])
         for r in doc["@graph"]
-        if r.get("type") == "Relationship"
+        if r.get("type") == "Relationship" and r["comment"] != "studbook:license"
     }
     assert rels == {
         ("studbook:prompted_from", "hasVariant"),
@@ -102,6 +102,15 @@ def test_spdx3_validates_and_maps_every_relation() -> None:
     }
     pkgs = {e["name"]: e for e in doc["@graph"] if e.get("type") == "ai_AIPackage"}
     assert pkgs["acme/student-q4"]["ai_safetyRiskAssessment"] == "serious"  # critical
+    # Every package: one concluded (NOASSERTION) and one declared license relationship.
+    lic = [r for r in doc["@graph"] if r.get("relationshipType", "").startswith("has")]
+    lic = [r for r in lic if "License" in r["relationshipType"]]
+    assert len(lic) == 2 * 9
+    (expr,) = [e for e in doc["@graph"] if e.get("type") == "simplelicensing_LicenseExpression"]
+    assert expr["simplelicensing_licenseExpression"] == "apache-2.0"
+    declared = {r["from"]: r["to"][0] for r in lic if r["relationshipType"] == "hasDeclaredLicense"}
+    assert declared["urn:studbook:sha256:" + dg("a")] == expr["spdxId"]
+    assert declared["urn:studbook:sha256:" + dg("c")].endswith("NoAssertionLicense")  # "other"
     assert "summary" in pkgs["acme/teacher"]  # opaque: says so
 
 

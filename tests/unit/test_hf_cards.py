@@ -66,7 +66,7 @@ def test_explicit_relations(tmp_path: Path, relation: str, expected: Relation) -
 def test_list_with_explicit_relation_and_datasets(tmp_path: Path) -> None:
     card(
         tmp_path / "acme--merged",
-        "base_model:\n- org/a\n- org/b\nbase_model_relation: merge\n"
+        "base_model:\n- org/a\n- org/b\nbase_model_relation: merge\nlicense: apache-2.0\n"
         "datasets:\n- HuggingFaceFW/fineweb\n- imdb",
     )
     plan = hf.plan_import([tmp_path / "acme--merged"])
@@ -76,6 +76,8 @@ def test_list_with_explicit_relation_and_datasets(tmp_path: Path) -> None:
         (Relation.TRAINED_ON, hf.hf_dataset_digest("HuggingFaceFW/fineweb")),
         (Relation.TRAINED_ON, hf.hf_dataset_digest("imdb")),
     }
+    (merged,) = [r for r in plan.registrations if r.artifact.name == "hf:acme/merged"]
+    assert merged.metadata["license"] == "apache-2.0"
     kinds = {r.artifact.name: r.artifact.kind for r in plan.registrations}
     assert kinds["hf:datasets/imdb"] is ArtifactKind.DATASET
     assert kinds["hf:org/a"] is ArtifactKind.MODEL
