@@ -133,8 +133,8 @@ def to_cyclonedx(graph: BomGraph) -> dict[str, Any]:
     """The CycloneDX 1.6 JSON document (as a dict) for `graph`."""
     from cyclonedx.model import Property
     from cyclonedx.model.bom import Bom, BomMetaData
-    from cyclonedx.model.component import Pedigree
-    from cyclonedx.model.tool import Tool
+    from cyclonedx.model.component import Component, ComponentType, Pedigree
+    from cyclonedx.model.tool import ToolRepository
     from cyclonedx.output.json import JsonV1Dot6
 
     components = {n.digest: _component(n, with_ref=True) for n in graph.nodes}
@@ -155,7 +155,11 @@ def to_cyclonedx(graph: BomGraph) -> dict[str, Any]:
     bom = Bom(
         metadata=BomMetaData(
             timestamp=graph.generated_at,
-            tools=[Tool(vendor="Studbook", name=graph.server)],
+            tools=ToolRepository(
+                components=[
+                    Component(type=ComponentType.APPLICATION, name=graph.server, bom_ref="studbook")
+                ]
+            ),
             component=root,
             properties=meta_props,
         ),
