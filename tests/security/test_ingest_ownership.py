@@ -33,6 +33,13 @@ def _lineage(client: Client, actor: Actor, ref: str, direction: str = "up") -> d
     return r.json()  # type: ignore[no-any-return]
 
 
+def _assert_replays(engine: Engine) -> None:
+    from registry.log.audit import audit
+
+    report = audit(engine)
+    assert report.ok, [str(f) for f in report.findings]
+
+
 def _seed(client: Client, owner: Actor) -> None:
     register(client, owner, "model", "seed/base@1")
     register(client, owner, "dataset", "seed/data@1")
@@ -101,6 +108,7 @@ def test_the_owner_amends_and_is_told_so(client: Client, engine: Engine, registr
     assert amendment["attestation_id"] == body["attestation_id"] != first["attestation_id"]
     assert amendment["asserted_by"] == registrar.name
     assert amendment["asserted_at"] >= first["asserted_at"]
+    _assert_replays(engine)
 
 
 def test_an_admin_may_amend_and_the_edge_names_the_admin(
@@ -122,6 +130,7 @@ def test_an_admin_may_amend_and_the_edge_names_the_admin(
     edges = {e["relation"]: e for e in _lineage(client, registrar, "seed/child@1")["edges"]}
     assert edges["trained_on"]["asserted_by"] == "admin"
     assert edges["fine_tuned_from"]["asserted_by"] == registrar.name
+    _assert_replays(engine)  # the amendment is accepted again when the record is replayed
 
 
 def test_a_re_registration_that_adds_nothing_is_not_an_amendment(
