@@ -106,6 +106,11 @@ class Ctx:
             self._bare_name(ref)
         return dict(self.call(self.client.artifact, ref))
 
+    def check_versioned(self, ref: str) -> None:
+        """Exit with the versions of a bare name (`acme/base`) before the server refuses it."""
+        if _is_bare_name(ref.strip()):
+            self._bare_name(ref.strip())
+
     def _bare_name(self, name: str) -> None:
         found = self.call(self.client.get, "/v1/artifacts", q=name, limit=500)
         versions = [a for a in found["data"] if a["name"] == name]

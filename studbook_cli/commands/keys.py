@@ -102,7 +102,7 @@ def keys_register(ctx: Ctx, key_file: Path | None, principal: str | None) -> Non
 def _print_keys(page: dict[str, Any]) -> None:
     rows = [
         (
-            k["keyid"][:16] + "…",
+            k["keyid"],  # whole: it is what `keys revoke` takes
             k["principal"],
             str(k.get("created_at", ""))[:19],
             "revoked " + str(k["revoked_at"])[:19] if k.get("revoked_at") else "active",

@@ -144,6 +144,8 @@ def check_cmd(ctx: Ctx, base: str, datasets: tuple[str, ...]) -> None:
     Any other failure (usage, authentication, unknown reference, unreachable server) exits 3 or
     more; see `studbook --help`.
     """
+    for ref in (base, *datasets):
+        ctx.check_versioned(ref)
     data = ctx.call(
         ctx.client.post, "/v1/checks/fine-tune", {"base": base, "datasets": list(datasets)}
     )

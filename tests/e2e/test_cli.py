@@ -258,6 +258,8 @@ def test_check_and_failures_have_distinct_exit_codes(tour: dict[str, str]) -> No
     assert down.returncode == ExitCode.UNREACHABLE
     usage = studbook(tour, "check", check=False)
     assert usage.returncode == ExitCode.USAGE
+    bare = studbook(tour, "check", "--base", "demo/base", check=False)
+    assert bare.returncode == ExitCode.USAGE and "demo/base@1" in bare.stderr
 
     # a registrar may not flag: 403, each allowed role named once
     made = json.loads(
