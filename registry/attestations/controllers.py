@@ -30,7 +30,7 @@ class AttestationController(Controller):
         summary="Submit a DSSE envelope",
         description="A DSSE envelope (payloadType application/vnd.in-toto+json) holding an in-toto "
         "Statement v1, signed with one of the caller's registered Ed25519 keys. 201 when new, 200 "
-        "when the same payload was already accepted.",
+        "when the same payload was already accepted.\n\n" + service.INGEST_RULES,
     )
     def submit(
         self, data: dict[str, Any], db_session: Session, caller: Caller

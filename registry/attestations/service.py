@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from lineage import statements
 from lineage.dsse import Envelope
 from lineage.statements import REGISTRATION_PREDICATE, VerifiedStatement, verify_envelope
 
@@ -41,6 +42,26 @@ from ..db import begin_write
 from ..errors import BadRequestError, NotFoundError
 from ..keys.service import verifier_for
 from ..models import Artifact, Attestation, Principal, utcnow
+
+# What a statement may contain and do, for the OpenAPI document (from the limits themselves).
+INGEST_RULES = (
+    f"**Validated before written** (400 naming the field; nothing written): the payload is UTF-8 "
+    f"JSON of at most {statements.MAX_STATEMENT_BYTES} bytes, nested at most "
+    f"{statements.MAX_STATEMENT_DEPTH} levels, without duplicate keys, NaN or infinities; every "
+    f"string Unicode scalar values without NUL; integers within signed 64 bits. DigestSet values "
+    f"are lowercase hex (`sha256`: 64 characters, no `sha256:` prefix). A registration's "
+    f"`predicate.artifact.name` (at most {statements.MAX_NAME} characters) and `version` (at most "
+    f"{statements.MAX_VERSION}) are NFC, printable, without whitespace, `@`, backslash, control, "
+    f"bidirectional-control or zero-width characters; a name is a relative '/'-separated path "
+    f"with no empty, `.` or `..` segment (not starting with `/`, `~` or a drive); a version has "
+    f"no '/'. `subject[0].name` is `name@version`. Metadata: an object nested at most "
+    f"{statements.MAX_METADATA_DEPTH} levels, at most {statements.MAX_METADATA_BYTES} bytes of "
+    f"canonical JSON, keys of at most {statements.MAX_METADATA_KEY} and strings of at most "
+    f"{statements.MAX_METADATA_STRING} characters.\n\n"
+    "**Ownership**: the principal that first registers an artifact owns it. Re-registering it "
+    "with new parents is an amendment, allowed to the owner and admins (403 naming the `owner` "
+    "otherwise); the answer then has `amended: true` and lists `added_edges`."
+)
 
 # A handler applies a verified statement of one predicate type and returns what it did.
 Apply = Callable[[Session, Attestation, VerifiedStatement], dict[str, Any]]
