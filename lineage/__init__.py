@@ -41,6 +41,8 @@ from .types import (
     Registration,
     Relation,
     RelationFamily,
+    check_name,
+    check_version,
 )
 
 # Signing pulls in `cryptography`; the evals (which need only the types and digests) must import
@@ -133,6 +135,8 @@ __all__ = [
     "VerifiedStatement",
     "Verifier",
     "artifact_digest",
+    "check_name",
+    "check_version",
     "compute_risk",
     "fine_tune_check",
     "keyid",

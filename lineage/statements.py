@@ -74,6 +74,8 @@ __all__ = [
     "STATEMENT_TYPE",
     "VerifiedStatement",
     "canonical_json",
+    "check_json_tree",
+    "check_metadata",
     "parse_registration",
     "parse_statement",
     "registration_statement",
