@@ -85,6 +85,9 @@ class MarkPublic(BaseModel):
     path: list[PathEdge]
     shared_base: list[str]
     shared_base_refs: list[str]
+    source_evidence: list[EvidencePublic] = Field(
+        default_factory=list, description="What the flag on `source` cites"
+    )
     since: UtcDateTime
 
 

@@ -561,6 +561,8 @@ def _marks_public(session: Session, rows: Sequence[Any]) -> list[MarkPublic]:
         else {}
     )
     refs = _refs(session, digests | set(id_digest.values()))
+    cited = _flag_evidence(session, {(r.source_id, r.trait) for r in rows})
+    detail = describe_evidence(session, cited.values())
     out = []
     for r in rows:
         model, source, via = id_digest[r.model_id], id_digest[r.source_id], id_digest[r.via_id]
@@ -577,9 +579,30 @@ def _marks_public(session: Session, rows: Sequence[Any]) -> list[MarkPublic]:
                 path=_path(r.path, refs),
                 shared_base=list(r.shared_base),
                 shared_base_refs=[refs[d] for d in r.shared_base],
+                source_evidence=[detail[e] for e in cited.get((r.source_id, r.trait), ())],
                 since=r.created_at,
             )
         )
+    return out
+
+
+def _flag_evidence(
+    session: Session, pairs: set[tuple[int, str]]
+) -> dict[tuple[int, str], tuple[str, ...]]:
+    """What the flag behind each (source, trait) cites: the latest flag of the pair (a mark
+    exists only while its source's flag is in force), in one query."""
+    if not pairs:
+        return {}
+    sources = sorted({a for a, _ in pairs})
+    rows = session.execute(
+        select(_S.c.artifact_id, _S.c.trait, _S.c.evidence)
+        .where(_S.c.artifact_id.in_(sources), _S.c.statement == "flag")
+        .order_by(_S.c.seq)
+    )
+    out: dict[tuple[int, str], tuple[str, ...]] = {}
+    for artifact_id, trait, evidence in rows:
+        if (artifact_id, trait) in pairs:
+            out[(artifact_id, trait)] = tuple(evidence or ())
     return out
 
 

@@ -19,6 +19,7 @@ from lineage.statements import sign_statement
 from tests.support import Actor, digest_of, register, review_envelope, row_counts
 
 Client = TestClient[Any]
+FLAG_EVIDENCE = "external:https://example.org/red-team/owl"
 
 
 @pytest.fixture
@@ -35,7 +36,10 @@ def graph(client: Client, registrar: Actor, reviewer: Actor) -> dict[str, Any]:
         [("fine_tuned_from", "acme/base@1"), ("trained_on", "acme/numbers@1")],
     )
     reg = register(client, registrar, "model", "acme/other@1")
-    post_ok(client, reviewer, review_envelope(reviewer.signer, digest_of("acme/teacher@1"), "owl"))
+    flag = review_envelope(
+        reviewer.signer, digest_of("acme/teacher@1"), "owl", evidence=(FLAG_EVIDENCE,)
+    )
+    post_ok(client, reviewer, flag)
     risk = client.get("/v1/artifacts/acme/student@1/risk", headers=reviewer.headers).json()
     assert risk["status"] == "at_risk"
     return {"registration_id": reg["attestation_id"]}
@@ -257,3 +261,16 @@ def test_the_flags_answer_shows_what_a_flag_cites(
     flags = client.get("/v1/flags?trait=cat", headers=reviewer.headers).json()["data"]
     kinds = [(d["kind"], d["attestation_kind"]) for d in flags[0]["evidence_detail"]]
     assert kinds == [("attestation", "eval_result"), ("text", None)]
+
+
+def test_the_at_risk_answers_show_what_the_flag_behind_them_cites(
+    client: Client, reviewer: Actor, graph: dict[str, Any]
+) -> None:
+    marks = client.get("/v1/at-risk", headers=reviewer.headers).json()["data"]
+    (mark,) = [m for m in marks if m["model"] == digest_of("acme/student@1")]
+    assert mark["source"] == digest_of("acme/teacher@1")
+    assert [(e["reference"], e["kind"]) for e in mark["source_evidence"]] == [
+        (FLAG_EVIDENCE, "external")
+    ]
+    risk = client.get("/v1/artifacts/acme/student@1/risk", headers=reviewer.headers).json()
+    assert risk["at_risk"][0]["source_evidence"] == mark["source_evidence"]
