@@ -504,3 +504,34 @@ def test_keyboard_moves_through_the_graph(deployment: dict[str, Any], browser: A
         wait.until(
             ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#summary h1"), "demo/owl-student@1")
         )
+
+
+def test_queue_an_eval_from_the_page_and_follow_it(
+    deployment: dict[str, Any], browser: Any
+) -> None:
+    """The digits smoke eval, queued from an artifact page, runs in the server's local worker;
+    the page follows its stages to the end."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    driver, url = browser, deployment["url"]
+    with evidence_on_failure(driver, deployment["cwd"], "eval"):
+        sign_in(driver, url, deployment["tokens"]["rita"])
+        driver.get(url + "/#/artifact/" + "demo%2Fbase%401")
+        WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.ID, "eval-form")))
+        Select(driver.find_element(By.ID, "e-exp")).select_by_value("digits")
+        preset = driver.find_element(By.ID, "e-preset")
+        preset.clear()
+        preset.send_keys("smoke")
+        driver.find_element(By.ID, "e-submit").click()
+        # The page re-renders the status every two seconds: read it by id each time.
+        read = "const e = document.getElementById('e-status'); return e && e.dataset.status"
+        first = WebDriverWait(driver, 30).until(lambda d: d.execute_script(read))
+        assert first in ("queued", "running", "succeeded")
+        WebDriverWait(driver, 400, poll_frequency=2).until(
+            lambda d: d.execute_script(read) not in (None, "queued", "running")
+        )
+        final = driver.execute_script("return document.getElementById('e-progress').innerText")
+        assert driver.execute_script(read) == "succeeded", final
+        assert "Verdict" in final

@@ -556,15 +556,23 @@ function evalPanel(report) {
     [...new Set([...bases, ...models])].map((r) => h("option", { value: r, selected: bases[0] === r }, r)));
   const trait = h("input", { id: "e-trait", value: mark ? mark.trait : "" });
   const out = h("div", { id: "e-progress", role: "status" });
-  const form = h("form", { class: "toolbar" },
+  const form = h("form", { class: "toolbar", id: "eval-form" },
     h("label", {}, "Experiment ", experiment), h("label", {}, "Preset ", preset),
-    h("label", {}, "Base ", base), h("label", {}, "Trait ", trait), h("button", { type: "submit" }, "Queue"));
+    h("label", { class: "f-base" }, "Base ", base), h("label", { class: "f-trait" }, "Trait ", trait),
+    h("button", { type: "submit", id: "e-submit" }, "Queue"));
+  const sync = () => {
+    form.querySelector(".f-base").hidden = experiment.value !== "numbers";
+    form.querySelector(".f-trait").hidden = experiment.value === "digits";
+  };
+  experiment.addEventListener("change", sync);
+  sync();
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     try {
       const body = { experiment: experiment.value, preset: preset.value.trim() || "smoke" };
-      if (base.value) body.base = base.value;
-      if (trait.value.trim()) body.trait = trait.value.trim();
+      // Only the number-sequence experiment takes a registered base; digits has no trait.
+      if (base.value && experiment.value === "numbers") body.base = base.value;
+      if (trait.value.trim() && experiment.value !== "digits") body.trait = trait.value.trim();
       const run = await api("POST", "/v1/evals", body);
       follow(run.id, out);
     } catch (e) { out.textContent = e.message; out.className = "bad"; }
@@ -576,7 +584,7 @@ async function follow(id, out) {
   for (;;) {
     let run;
     try { run = await api("GET", "/v1/evals/" + id); } catch (e) { out.textContent = e.message; return; }
-    out.replaceChildren(...[h("p", {}, `Run ${run.id}: ${run.status}`),
+    out.replaceChildren(...[h("p", { id: "e-status", "data-status": run.status }, `Run ${run.id}: ${run.status}`),
       h("ul", {}, run.progress.map((p) => h("li", {}, `${p.stage}: `, h("progress", { max: String(p.total || 1), value: String(p.done) }), ` ${p.done}/${p.total}`))),
       run.messages.length ? h("p", { class: "muted" }, run.messages[run.messages.length - 1]) : null,
       run.verdict ? h("p", {}, "Verdict: " + run.verdict) : null,
