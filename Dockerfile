@@ -10,7 +10,8 @@ COPY studbook_cli ./studbook_cli
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim
-RUN useradd --system --uid 10001 --home-dir /data --create-home studbook
+# /data holds the database, tokens and keys: `serve` refuses it unless only studbook can read it.
+RUN useradd --system --uid 10001 --home-dir /data --create-home studbook && chmod 700 /data
 COPY --from=build /install /usr/local
 ENV STUDBOOK_DATA_DIR=/data \
     STUDBOOK_HOST=0.0.0.0 \

@@ -124,7 +124,7 @@ class Server:
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     """A deployment on SQLite or a fresh PostgreSQL database, started once."""
     data_dir = tmp_path / "data"
-    data_dir.mkdir()
+    data_dir.mkdir(mode=0o700)  # `serve` refuses a data folder others can read
     if request.param == "sqlite":
         databases: Iterator[str] = iter([f"sqlite:///{data_dir / 'studbook.db'}"])
     else:
