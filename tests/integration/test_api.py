@@ -451,4 +451,6 @@ def test_web_page_is_served_without_a_token_and_holds_no_data(client: Client) ->
     r = client.get("/")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert "Content-Security-Policy" in r.headers
-    assert "/lineage?direction=" in r.text  # the page draws from the API, with the user's token
+    # No inline code (CSP 'self'); the page's script draws from the API with the session cookie.
+    assert '<script src="/static/app.js"' in r.text and "<script>" not in r.text
+    assert "/report" in client.get("/static/app.js").text
