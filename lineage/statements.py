@@ -21,7 +21,9 @@ all module constants:
 - registrations (`parse_registration`): the artifact's name and version follow the grammar of
   `lineage.types.check_name` / `check_version` (NFC, printable, no bidi or zero-width characters,
   no absolute paths or `.`/`..` segments, at most `MAX_NAME` / `MAX_VERSION` characters); the
-  subject's name is the predicate's `name@version`; at most `MAX_PARENTS` parents; metadata is an
+  subject's name is the predicate's `name@version`; at most `MAX_PARENTS` parents (each parent's
+  `digest` is a Studbook field, not a DigestSet: 64 lowercase hex, a `sha256:` prefix allowed
+  there, as every digest reference in the API allows it); metadata is an
   object nested at most `MAX_METADATA_DEPTH` levels (the object itself is level 1), at most
   `MAX_METADATA_BYTES` of canonical JSON, keys of at most `MAX_METADATA_KEY` characters and
   strings of at most `MAX_METADATA_STRING`.
