@@ -37,10 +37,12 @@ from sqlmodel import Session
 
 from lineage.errors import LineageError, VerificationError
 from lineage.logleaf import entry_bytes
+from lineage.statements import verify_envelope
 
 from ..auth import Caller
 from ..db import begin_write
 from ..errors import RegistryError, _status_for_lineage
+from ..keys.service import verifier_for
 from ..models import Attestation
 from . import service
 from .schemas import AttestationAccepted
@@ -133,12 +135,18 @@ def _apply_all(session: Session, caller: Caller, raws: list[Any]) -> BatchAccept
     from ..log.batch import append_many
 
     hooks = [h for h in service.AFTER_ACCEPT if h is not log._after_accept]
+    # `service.verify`, with the caller's verifier built once per set of key ids: the batch
+    # holds the write lock, so the caller's keys cannot change between its envelopes.
+    verifiers: dict[frozenset[str], Any] = {}
     seen: dict[str, int] = {}
     done: list[_Accepted] = []
     for i, raw in enumerate(raws):
         try:
             envelope, stored = service.read_envelope(raw)
-            verified = service.verify(session, caller, envelope)
+            keyids = frozenset(sig.keyid for sig in envelope.signatures)
+            if keyids not in verifiers:
+                verifiers[keyids] = verifier_for(session, caller, keyids)
+            verified = verify_envelope(envelope, verifiers[keyids])
             if verified.payload_digest in seen:
                 raise BatchRefusedError(
                     i,

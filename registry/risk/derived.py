@@ -28,6 +28,7 @@ envelopes (`derived_tables`).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -58,12 +59,6 @@ WEIGHTS = tuple(sorted(r.value for r in Relation if r.is_weights))
 DATA_UP = (Relation.DERIVED_FROM.value, Relation.GENERATED_BY.value)
 MODEL, DATASET = ArtifactKind.MODEL.value, ArtifactKind.DATASET.value
 
-_NEW_MODEL = text(
-    "INSERT INTO weights_ancestors (model_id, ancestor_id) "
-    "SELECT CAST(:m AS BIGINT), CAST(:m AS BIGINT) UNION "
-    "SELECT CAST(:m AS BIGINT), ancestor_id FROM weights_ancestors "
-    "WHERE model_id IN :parents"
-).bindparams(bindparam("parents", expanding=True))
 # SQLite needs a WHERE in the SELECT of an INSERT ... ON CONFLICT (its upsert parsing rule).
 _AMEND_WEIGHTS = text(
     "INSERT INTO weights_ancestors (model_id, ancestor_id) "
@@ -108,20 +103,32 @@ def among(session: Session, column: Any, ids: Sequence[int]) -> Any:
 
 
 def record(session: Session, outcome: dict[str, Any]) -> None:
-    """Index what a registration added (no commit); `outcome` is `apply_registration`'s."""
+    """Index what a registration added (no commit); `outcome` is `apply_registration`'s.
+
+    A new artifact is the ingest hot path, so it is written with fixed driver-level SQL (no
+    statement building per registration): a model is one INSERT ... SELECT, a dataset one read
+    of its `derived_from` parents' rows (none for a generated dataset) and one insert.
+    """
     artifact_id = int(outcome["artifact_id"])
     new_edges: list[tuple[int, int, Any]] = list(outcome.get("new_edges") or ())
     if outcome.get("created"):
         art = outcome.get("artifact")
         kind = art.kind if art is not None else _kind_of(session, artifact_id)
         if kind == MODEL:
-            parents = sorted({p for _, p, r in new_edges if Relation(r).is_weights})
-            if parents:
-                session.execute(_NEW_MODEL, {"m": artifact_id, "parents": parents})
-            else:
-                session.execute(insert(_WA).values(model_id=artifact_id, ancestor_id=artifact_id))
+            parents = sorted({int(p) for _, p, r in new_edges if Relation(r).is_weights})
+            if not parents:
+                sql(
+                    session,
+                    "INSERT INTO weights_ancestors (model_id, ancestor_id) VALUES (:m, :m)",
+                    {"m": artifact_id},
+                )
+            elif len(parents) == 1:
+                sql(session, _NEW_MODEL_ONE, {"m": artifact_id, "p": parents[0]})
+            else:  # ints only, so the list can be written into the statement
+                inline = ", ".join(str(p) for p in parents)
+                sql(session, _NEW_MODEL_MANY.format(parents=inline), {"m": artifact_id})
         else:
-            index_datasets(session, [artifact_id])
+            _index_new_dataset(session, artifact_id, new_edges)
         return
     weights = sorted({p for _, p, r in new_edges if Relation(r).is_weights})
     for parent in weights:
@@ -131,6 +138,74 @@ def record(session: Session, outcome: dict[str, Any]) -> None:
             select(_DS.c.dataset_id).where(_DS.c.source_id == artifact_id)
         ).scalars()
         index_datasets(session, sorted(set(affected) | {artifact_id}))
+
+
+_NEW_MODEL_ONE = (
+    "INSERT INTO weights_ancestors (model_id, ancestor_id) SELECT :m, ancestor_id "
+    "FROM weights_ancestors WHERE model_id = :p UNION SELECT :m, :m"
+)
+_NEW_MODEL_MANY = (
+    "INSERT INTO weights_ancestors (model_id, ancestor_id) SELECT DISTINCT :m, ancestor_id "
+    "FROM weights_ancestors WHERE model_id IN ({parents}) UNION SELECT :m, :m"
+)
+_NAMED = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
+
+
+def sql(session: Session, text_: str, params: dict[str, Any]) -> Any:
+    """Run fixed SQL on the session's connection, skipping SQLAlchemy's statement building.
+
+    `:name` parameters are rewritten to the driver's style (sqlite3 reads `:name` itself;
+    psycopg wants `%(name)s`).
+    """
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        text_ = _NAMED.sub(r"%(\1)s", text_)
+    return conn.exec_driver_sql(text_, params)
+
+
+def _index_new_dataset(
+    session: Session, dataset: int, new_edges: list[tuple[int, int, Any]]
+) -> None:
+    """`index_datasets([dataset])` for a dataset registered just now, whose parent edges are
+    exactly `new_edges`: reads only what the choice needs."""
+    links = [(int(p), Relation(r).value) for _, p, r in new_edges if Relation(r).value in DATA_UP]
+    derived_parents = sorted({p for p, r in links if r == Relation.DERIVED_FROM.value})
+    rows: dict[int, dict[int, Source]] = {}
+    if derived_parents:
+        inline = ", ".join(str(p) for p in derived_parents)
+        for d, s, k, n, path in sql(
+            session,
+            "SELECT dataset_id, source_id, kind, distance, path FROM data_sources "
+            f"WHERE dataset_id IN ({inline})",
+            {},
+        ):
+            rows.setdefault(d, {})[s] = (k, n, json.loads(path) if isinstance(path, str) else path)
+    digest: dict[int, str] = {}
+    if len(links) > 1:  # the tie-break between parents needs their digests
+        inline = ", ".join(str(p) for p, _ in links)
+        digest = dict(
+            sql(session, f"SELECT id, digest FROM artifacts WHERE id IN ({inline})", {}).all()
+        )
+    parents = sorted(
+        (digest.get(p, ""), r, p, MODEL if r == Relation.GENERATED_BY.value else DATASET)
+        for p, r in links
+    )
+    mine = _sources(dataset, parents, rows)
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        insert_sql = (
+            "INSERT INTO data_sources (dataset_id, source_id, kind, distance, path) "
+            "VALUES (%s, %s, %s, %s, CAST(%s AS JSON))"
+        )
+    else:
+        insert_sql = (
+            "INSERT INTO data_sources (dataset_id, source_id, kind, distance, path) "
+            "VALUES (?, ?, ?, ?, ?)"
+        )
+    conn.exec_driver_sql(
+        insert_sql,
+        [(dataset, s, k, n, json.dumps(path)) for s, (k, n, path) in mine.items()],
+    )
 
 
 def _kind_of(session: Session, artifact_id: int) -> str:

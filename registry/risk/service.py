@@ -161,7 +161,8 @@ def upstream(session: Session, ids: Iterable[int]) -> Subgraph:
 
 
 def _any_statement(session: Session) -> bool:
-    return bool(session.scalar(select(exists().select_from(_S))))
+    """Whether any flag or clearance was ever accepted (fixed SQL: it runs on every write)."""
+    return bool(derived.sql(session, "SELECT EXISTS (SELECT 1 FROM risk_statements)", {}).scalar())
 
 
 # ---------------------------------------------------------------------------- writes
