@@ -146,16 +146,22 @@ def verify_cmd(ctx: Ctx, envelope: Path, vkey: str | None, public_key: str | Non
         fail(str(exc), ExitCode.USAGE)
     if not isinstance(env, dict):
         fail(f"{envelope} must hold a DSSE envelope (a JSON object)", ExitCode.USAGE)
+    keys: dict[str, dsse.PublicKey] = {}
+    owners: dict[str, dict[str, Any]] = {}
     if public_key is not None:
         try:
             key = dsse.load_public_key(public_key)
         except LineageError as exc:
             fail(f"--public-key: {exc.message}", ExitCode.USAGE)
-        keys, owners = {dsse.keyid(key): key}, {}
+        keys[dsse.keyid(key)] = key
     else:
         listed = ctx.call(ctx.client.get, "/v1/keys")["data"]
-        keys = {k["keyid"]: dsse.load_public_key(k["public_key"]) for k in listed}
-        owners = {k["keyid"]: k for k in listed}
+        for k in listed:
+            try:
+                keys[k["keyid"]] = dsse.load_public_key(k["public_key"])
+            except LineageError:  # a key this verifier cannot read cannot have signed for it
+                continue
+            owners[k["keyid"]] = k
     verified = guard(ctx, offline.verify_signature, env, keys)
     owner = owners.get(verified.keyid)
     who = ""

@@ -73,3 +73,23 @@ def test_command_line_is_a_client_that_never_imports_the_server() -> None:
                 if top == "registry" or (top == "evals" and path.name != "evals.py"):
                     offenders.append(f"{path.relative_to(root)}: {name}")
     assert offenders == []
+
+
+def test_the_server_never_imports_the_command_line() -> None:
+    """The server stands alone: `registry` reaches the client only by the entry points the
+    client loads, never by import."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "registry"
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            offenders += [f"{path}: {n}" for n in names if n.split(".")[0] == "studbook_cli"]
+    assert offenders == []
