@@ -91,7 +91,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     _check_port_free(bind_host, bind_port)  # before the database or a token exists
     url = settings.resolved_database_url
     try:  # a data folder others can read is refused, with the chmod that fixes it
-        prepare(settings)
+        prepare(settings, private_umask=True)
     except (DataDirError, LogKeyError) as exc:
         _fail(exc.message, EXIT_USAGE)
     engine = make_engine(url)

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 from typing import Any
 
@@ -167,10 +168,15 @@ def migrate(settings: Settings) -> None:
     upgrade(url, attributes=attributes)
 
 
-def prepare(settings: Settings) -> None:
+def prepare(settings: Settings, *, private_umask: bool = False) -> None:
     """Everything `serve` does before it starts serving: check the data folder, migrate, and
     load the log's key (creating the log's identity on its first start), so that a server that
     could not sign checkpoints never starts.
+
+    With `private_umask` (what `serve` asks for), the process's umask becomes 0o077 first, so
+    whatever the server, its workers and its eval processes create without choosing a mode (logs,
+    eval outputs, files written by libraries) is private too. Secret files never rely on it: they
+    are created with their mode (`lineage.private_files`).
 
     Raises:
         DataDirError: see `check_data_dir`, `export_database_log_key`.
@@ -179,6 +185,8 @@ def prepare(settings: Settings) -> None:
     from .db import make_engine
     from .log.service import require_key
 
+    if private_umask:
+        os.umask(0o077)
     check_data_dir(settings)
     migrate(settings)
     engine = make_engine(settings.resolved_database_url)

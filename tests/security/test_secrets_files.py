@@ -224,9 +224,11 @@ def test_serve_refuses_a_data_directory_others_can_read(
     monkeypatch.setenv("STUDBOOK_DATA_DIR", str(data))
     monkeypatch.delenv("STUDBOOK_DATABASE_URL", raising=False)
     get_settings.cache_clear()
+    umask = os.umask(0o022)  # serve narrows the process umask; give it back afterwards
     try:
         result = CliRunner().invoke(server_cli, ["serve", "--port", str(_free_port())])
     finally:
+        assert os.umask(umask) == 0o077  # serve made everything it creates private
         get_settings.cache_clear()
     assert result.exit_code == EXIT_USAGE, result.output
     assert f"chmod 700 {data}" in result.output
