@@ -81,7 +81,11 @@ def flag_cmd(
 @click.option("--trait", required=True)
 @click.option("--reason", default="", help="What the evidence shows.")
 @click.option(
-    "--evidence", multiple=True, required=True, help="e.g. attestation:ID of an eval result."
+    "--evidence",
+    multiple=True,
+    required=True,
+    help="attestation:ID of an eval result of a non-smoke run about REF (or its base, same "
+    "trait), or external:<text or URL> for evidence kept outside the registry.",
 )
 @key_file_option
 @json_option
