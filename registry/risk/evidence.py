@@ -16,8 +16,11 @@ A flag may cite free text, but an `attestation:<id>` it cites must exist.
 
 Every refusal is a 422 naming `predicate.evidence` (the message names the reference and why),
 raised inside the ingest transaction before anything is written. The risk answers show each
-reference with what it points at (`describe`): kind, and for an eval result its experiment,
-preset and verdict, so a reader sees what a clearance rests on without a second request.
+reference with what it points at (`describe`): kind, who signed it, and for an eval result its
+experiment, preset and verdict, so a reader sees what a clearance rests on (and whether the
+registry's eval worker or a person vouched for the run) without a second request. The registry
+checks that cited evidence exists and concerns the model; it cannot check that a result posted
+by a person reports an honest run: that is what the signature and the log make attributable.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from lineage.statements import REGISTRATION_PREDICATE
 from lineage.types import WEIGHTS_RELATIONS
 
 from ..errors import UnprocessableError
-from ..models import Artifact, Attestation, LineageEdge
+from ..models import Artifact, Attestation, LineageEdge, Principal
 from ..models.evals import EvalResultRow, EvalResultSubject
 from .schemas import EvidencePublic
 
@@ -50,6 +53,7 @@ _MAX_ANCESTORS = 100_000  # a guard on the weights-ancestor walk, far above any 
 
 _A = Artifact.__table__  # type: ignore[attr-defined]
 _ATT = Attestation.__table__  # type: ignore[attr-defined]
+_P = Principal.__table__  # type: ignore[attr-defined]
 _E = LineageEdge.__table__  # type: ignore[attr-defined]
 _R = EvalResultRow.__table__  # type: ignore[attr-defined]
 _RS = EvalResultSubject.__table__  # type: ignore[attr-defined]
@@ -208,13 +212,15 @@ def describe(session: Session, references: Iterable[Sequence[str]]) -> dict[str,
             except InvalidStatementError:  # a flag stored before the rule: shown as text
                 parsed[ref] = EvidenceRef(ref, EvidenceKind.TEXT)
     ids = sorted({p.attestation_id for p in parsed.values() if p.attestation_id is not None})
-    kinds: dict[int, str] = {}
+    kinds: dict[int, tuple[str, str]] = {}
     results: dict[int, Any] = {}
     if ids:
         kinds = {
-            int(i): _kind(t)
-            for i, t in session.execute(
-                select(_ATT.c.id, _ATT.c.predicate_type).where(_ATT.c.id.in_(ids))
+            int(i): (_kind(t), str(who))
+            for i, t, who in session.execute(
+                select(_ATT.c.id, _ATT.c.predicate_type, _P.c.name)
+                .join(_P, _P.c.id == _ATT.c.principal_id)
+                .where(_ATT.c.id.in_(ids))
             )
         }
         results = {
@@ -229,11 +235,13 @@ def describe(session: Session, references: Iterable[Sequence[str]]) -> dict[str,
     for ref, p in parsed.items():
         aid = p.attestation_id
         result = results.get(aid) if aid is not None else None
+        kind, signer = kinds.get(aid, (None, None)) if aid is not None else (None, None)
         out[ref] = EvidencePublic(
             reference=ref,
             kind=p.kind,
             attestation_id=aid,
-            attestation_kind=kinds.get(aid) if aid is not None else None,
+            attestation_kind=kind,
+            signed_by=signer,
             experiment=result.experiment if result is not None else None,
             preset=result.preset if result is not None else None,
             verdict=result.verdict if result is not None else None,

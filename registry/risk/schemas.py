@@ -35,6 +35,9 @@ class EvidencePublic(BaseModel):
     attestation_kind: str | None = Field(
         default=None, description="The cited attestation's kind, e.g. eval_result"
     )
+    signed_by: str | None = Field(
+        default=None, description="The principal that signed the cited attestation"
+    )
     experiment: str | None = Field(default=None, description="For an eval result")
     preset: str | None = Field(default=None, description="For an eval result (never smoke)")
     verdict: str | None = Field(default=None, description="For an eval result")
