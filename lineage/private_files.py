@@ -61,18 +61,19 @@ def _mode_text(mode: int) -> str:
     return f"{stat.S_IMODE(mode):04o}"
 
 
-def check_private(path: str | os.PathLike[str]) -> None:
+def check_private(path: str | os.PathLike[str], *, follow_symlinks: bool = False) -> None:
     """Raise unless `path` exists, is not a symlink, and no group or other bit is set.
 
     A symlink is refused because its own mode says nothing: the target could be anywhere and
-    readable by anyone.
+    readable by anyone. With `follow_symlinks` (a folder an operator placed elsewhere and linked
+    to), the target is checked instead.
 
     Raises:
-        PrivateFileError: missing, a symlink, or open to the group or others.
+        PrivateFileError: missing, a symlink (unless followed), or open to the group or others.
     """
     p = Path(path)
     try:
-        st = os.lstat(p)
+        st = os.stat(p) if follow_symlinks else os.lstat(p)
     except FileNotFoundError:
         raise PrivateFileError(f"{p} does not exist", path=p) from None
     if stat.S_ISLNK(st.st_mode):
@@ -96,11 +97,15 @@ def ensure_private_dir(path: str | os.PathLike[str]) -> Path:
     created 0700 from the start. An existing folder is never narrowed here: if its group or others
     can enter it, a `PrivateFileError` says so and how to fix it.
 
+    A symlink to a folder is followed (operators put data folders on other volumes); the folder
+    it points to must be private.
+
     Returns:
         The folder's path.
 
     Raises:
-        PrivateFileError: it exists and is not a folder, is a symlink, or is open to others.
+        PrivateFileError: it exists and is not a folder, or it (or what it links to) is open to
+            others.
     """
     p = Path(path)
     if not p.exists() and not p.is_symlink():
@@ -108,10 +113,13 @@ def ensure_private_dir(path: str | os.PathLike[str]) -> Path:
         # created by someone else between the check and here: checked below
         with contextlib.suppress(FileExistsError):
             os.mkdir(p, PRIVATE_DIR_MODE)
-    st = os.lstat(p)
-    if not stat.S_ISLNK(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+    try:
+        st = os.stat(p)  # a link to a folder elsewhere is fine if that folder is private
+    except FileNotFoundError:
+        raise PrivateFileError(f"{p} is a link to nothing", path=p) from None
+    if not stat.S_ISDIR(st.st_mode):
         raise PrivateFileError(f"{p} exists and is not a folder", path=p)
-    check_private(p)
+    check_private(p, follow_symlinks=True)
     return p
 
 

@@ -234,3 +234,19 @@ def test_serve_refuses_a_data_directory_others_can_read(
     assert f"chmod 700 {data}" in result.output
     assert list(data.iterdir()) == []  # nothing written: no database, no token, no key
     assert mode(data) == 0o755  # reported, not silently changed
+
+
+def test_a_data_folder_linked_elsewhere_is_judged_by_its_target(
+    tmp_path: Path, open_umask: None
+) -> None:
+    private, shared = tmp_path / "vol-private", tmp_path / "vol-shared"
+    private.mkdir(mode=0o700)
+    shared.mkdir(mode=0o755)
+    (tmp_path / "data-ok").symlink_to(private)
+    (tmp_path / "data-open").symlink_to(shared)
+    check_data_dir(Settings(data_dir=tmp_path / "data-ok"))
+    with pytest.raises(DataDirError, match="chmod 700"):
+        check_data_dir(Settings(data_dir=tmp_path / "data-open"))
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(PrivateFileError):
+        ensure_private_dir(tmp_path / "dangling")
