@@ -78,9 +78,9 @@ def _refused(
 ) -> dict[str, Any]:
     before = row_counts(engine)
     r = client.post(url, content=raw, headers=_headers(token))
-    assert r.status_code == 400, r.text
+    assert r.status_code == 400, (url, raw[:80], r.text)
     answer = r.json()
-    assert answer["field"] == field, answer
+    assert answer["field"] == field, (url, raw[:80], answer)
     assert row_counts(engine) == before
     return answer
 
@@ -112,34 +112,24 @@ def test_sixty_five_levels_are_refused_at_their_path(
 
 
 @pytest.mark.parametrize("url", BODY_ROUTES)
-@pytest.mark.parametrize(
-    "raw", [b'{"name": "\xff\xfe"}', b"\xc3\x28", b'"\xed\xa0\x80"', b"\x00\x00\x00{"]
-)
 def test_bodies_that_are_not_utf8(
-    client: TestClient[Any], engine: Engine, admin_token: str, url: str, raw: bytes
+    client: TestClient[Any], engine: Engine, admin_token: str, url: str
 ) -> None:
-    answer = _refused(client, engine, admin_token, url, raw, "body")
-    assert "UTF-8" in answer["detail"] or "JSON" in answer["detail"]
+    for raw in (b'{"name": "\xff\xfe"}', b"\xc3\x28", b'"\xed\xa0\x80"', b"\x00\x00\x00{"):
+        answer = _refused(client, engine, admin_token, url, raw, "body")
+        assert "UTF-8" in answer["detail"] or "JSON" in answer["detail"], (raw, answer)
 
 
 @pytest.mark.parametrize(("url", "path"), FIELDS)
-@pytest.mark.parametrize(
-    ("escape", "what"), [("\\ud800", "surrogate"), ("\\udfff", "surrogate"), ("\\u0000", "NUL")]
-)
 def test_surrogates_and_nul_in_fields(
-    client: TestClient[Any],
-    engine: Engine,
-    admin_token: str,
-    url: str,
-    path: list[str | int],
-    escape: str,
-    what: str,
+    client: TestClient[Any], engine: Engine, admin_token: str, url: str, path: list[str | int]
 ) -> None:
     marker = "\u2603MARK\u2603"
     body = json.dumps(_with(VALID[url], path, f"x{marker}y"), ensure_ascii=False)
-    raw = body.replace(marker, escape).encode()
-    answer = _refused(client, engine, admin_token, url, raw, _field_name(path))
-    assert what in answer["detail"]
+    for escape, what in (("\\ud800", "surrogate"), ("\\udfff", "surrogate"), ("\\u0000", "NUL")):
+        raw = body.replace(marker, escape).encode()
+        answer = _refused(client, engine, admin_token, url, raw, _field_name(path))
+        assert what in answer["detail"], (escape, answer)
 
 
 @pytest.mark.parametrize("url", BODY_ROUTES)
@@ -153,15 +143,13 @@ def test_surrogate_in_a_key_is_named_printably(
 
 
 @pytest.mark.parametrize("url", BODY_ROUTES)
-@pytest.mark.parametrize(
-    "number", [str(2**63), str(-(2**63) - 1), str(2**64), "1" + "0" * 400, "1e400", "-1e400"]
-)
 def test_integers_beyond_64_bits(
-    client: TestClient[Any], engine: Engine, admin_token: str, url: str, number: str
+    client: TestClient[Any], engine: Engine, admin_token: str, url: str
 ) -> None:
-    raw = json.dumps(VALID[url])[:-1].encode() + b', "n": ' + number.encode() + b"}"
-    answer = _refused(client, engine, admin_token, url, raw, "n")
-    assert "range" in answer["detail"]
+    for number in (str(2**63), str(-(2**63) - 1), str(2**64), "1" + "0" * 400, "1e400", "-1e400"):
+        raw = json.dumps(VALID[url])[:-1].encode() + b', "n": ' + number.encode() + b"}"
+        answer = _refused(client, engine, admin_token, url, raw, "n")
+        assert "range" in answer["detail"], (number, answer)
 
 
 def test_eval_overrides_name_their_field(

@@ -37,25 +37,18 @@ PATHS = [
 ]
 
 
-@pytest.mark.parametrize(("value", "what"), BAD_VALUES)
 @pytest.mark.parametrize(("method", "url", "param"), QUERIES)
 def test_bad_bytes_in_query_values(
-    client: TestClient[Any],
-    engine: Engine,
-    admin_token: str,
-    method: str,
-    url: str,
-    param: str,
-    value: str,
-    what: str,
+    client: TestClient[Any], engine: Engine, admin_token: str, method: str, url: str, param: str
 ) -> None:
     before = row_counts(engine)
-    r = client.request(
-        method, f"{url}?{param}={value}", headers={"Authorization": f"Bearer {admin_token}"}
-    )
-    assert r.status_code == 400, r.text
-    assert r.json()["field"] == param
-    assert what in r.json()["detail"]
+    for value, what in BAD_VALUES:
+        r = client.request(
+            method, f"{url}?{param}={value}", headers={"Authorization": f"Bearer {admin_token}"}
+        )
+        assert r.status_code == 400, (value, r.text)
+        assert r.json()["field"] == param, (value, r.text)
+        assert what in r.json()["detail"], (value, r.text)
     assert row_counts(engine) == before
 
 
@@ -65,17 +58,17 @@ def test_bad_bytes_in_a_query_name(client: TestClient[Any], admin_token: str) ->
     assert r.json()["field"] == "q\\x00"
 
 
-@pytest.mark.parametrize("value", ["%00", "a%00b", "%ED%A0%80", "%C0%AF"])
 @pytest.mark.parametrize(("method", "url"), PATHS)
 def test_bad_bytes_in_paths(
-    client: TestClient[Any], engine: Engine, admin_token: str, method: str, url: str, value: str
+    client: TestClient[Any], engine: Engine, admin_token: str, method: str, url: str
 ) -> None:
     before = row_counts(engine)
-    r = client.request(
-        method, url.format(x=value), headers={"Authorization": f"Bearer {admin_token}"}
-    )
-    assert r.status_code == 400, r.text
-    assert r.json()["field"] == "path"
+    for value in ("%00", "a%00b", "%ED%A0%80", "%C0%AF"):
+        r = client.request(
+            method, url.format(x=value), headers={"Authorization": f"Bearer {admin_token}"}
+        )
+        assert r.status_code == 400, (value, r.text)
+        assert r.json()["field"] == "path", (value, r.text)
     assert row_counts(engine) == before
 
 
@@ -98,13 +91,13 @@ def test_plain_non_ascii_queries_still_search(client: TestClient[Any], admin_tok
     assert r.json()["data"] == []
 
 
-@pytest.mark.parametrize("q", ["\\", "a\\", "%", "_", "%_\\%", "'", '"; --', "\u00e9\u0301"])
 @pytest.mark.parametrize("url", ["/v1/artifacts", "/v1/review/artifacts"])
 def test_search_text_is_data_not_pattern(
-    client: TestClient[Any], admin_token: str, url: str, q: str
+    client: TestClient[Any], admin_token: str, url: str
 ) -> None:
     """LIKE metacharacters and quotes in a search are matched literally on both databases
     (PostgreSQL refuses a pattern ending in its escape character with an error)."""
-    r = client.get(url, params={"q": q}, headers={"Authorization": f"Bearer {admin_token}"})
-    assert r.status_code == 200, r.text
-    assert r.json()["data"] == []
+    for q in ("\\", "a\\", "%", "_", "%_\\%", "'", '"; --', "\u00e9\u0301"):
+        r = client.get(url, params={"q": q}, headers={"Authorization": f"Bearer {admin_token}"})
+        assert r.status_code == 200, (q, r.text)
+        assert r.json()["data"] == [], q
