@@ -173,3 +173,16 @@ def test_a_clean_body_still_works(client: TestClient[Any], admin_token: str) -> 
     assert r.status_code == 201, r.text
     r = client.get("/v1/principals", headers=_headers(admin_token))
     assert "pipeline-01" in {p["name"] for p in r.json()["data"]}
+
+
+def test_bodies_over_the_limit_are_413_with_nothing_written(
+    client: TestClient[Any], engine: Engine, admin_token: str
+) -> None:
+    """The configured limit (1 MiB by default) holds on every route that reads a body."""
+    before = row_counts(engine)
+    raw = b'{"pad": "' + b"x" * (1 << 20) + b'"}'
+    for url in BODY_ROUTES:
+        r = client.post(url, content=raw, headers=_headers(admin_token))
+        assert r.status_code == 413, (url, r.text[:200])
+        assert r.json()["status_code"] == 413
+    assert row_counts(engine) == before
