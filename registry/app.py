@@ -38,6 +38,7 @@ from .risk import install as install_risk
 from .settings import Settings, get_settings
 from .web.controllers import security_headers
 from .web.docs import LocalSwaggerPlugin
+from .weights import install as install_weights
 
 
 @get("/healthz", sync_to_thread=True, tags=["meta"], summary="Liveness and database check")
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     install_bom()  # the artifacts' `bom` view (SPDX 3, CycloneDX)
     install_imports()  # the artifacts' `signatures` view (model-signing bundles)
     install_reviews()  # risk acceptances; the artifacts' `report` and `statements` views
+    install_weights()  # after risk: fingerprints, findings and decisions on them
     evals_lifespan = install_evals(engine, settings)  # fails runs whose worker died
     app = Litestar(
         route_handlers=route_handlers,
@@ -114,6 +116,7 @@ def _domain_routers() -> list[Any]:
     from .risk.controllers import RiskController
     from .sessions.controllers import SessionController
     from .web.controllers import routers as web_routers
+    from .weights.controllers import WeightsController
 
     return [
         *web_routers(),
@@ -123,4 +126,5 @@ def _domain_routers() -> list[Any]:
         SessionController,
         ReviewController,
         ImportController,
+        WeightsController,
     ]

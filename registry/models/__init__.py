@@ -142,3 +142,4 @@ from .ecosystem import ModelSignature  # noqa: E402, F401  (ecosystem imports)
 from .evals import EvalPlot, EvalResultRow, EvalResultSubject, EvalRun  # noqa: E402, F401
 from .risk import DataSource, RiskMarkRow, RiskStatement, WeightsAncestor  # noqa: E402
 from .web import ReviewSeen, RiskAcceptance, WebSession  # noqa: E402, F401  (review workspace)
+from .findings import Finding, ModelFingerprint  # noqa: E402, F401  (weights evidence)
