@@ -186,7 +186,24 @@ def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Respon
     if field:
         body["field"] = field
     body.update({k: v for k, v in extra.items() if v is not None})
-    return Response(content=body, status_code=status, headers=headers)
+    return Response(content=_servable(body), status_code=status, headers=headers)
+
+
+def _servable(value: Any) -> Any:
+    """Error answers echo what the client sent (a reference, a field's path). Input is checked
+    at the boundary, but an echo with a lone surrogate must still not turn a 4xx into a response
+    that cannot be encoded, so strings that are not valid Unicode are escaped here."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {_servable(k): _servable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_servable(v) for v in value]
+    return value
 
 
 def _first_invalid_field(request: Request[Any, Any, Any], errors: Any) -> str | None:

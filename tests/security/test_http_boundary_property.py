@@ -83,3 +83,16 @@ def test_arbitrary_bytes_never_escape_as_another_error(raw: bytes) -> None:
         decode_body(raw)
     except BadRequestError as exc:
         assert exc.field
+
+
+@given(text=_text)
+def test_error_answers_can_always_be_encoded(text: str) -> None:
+    """An error that echoes client text (a reference, a field) is encodable whatever the text:
+    a refusal must never itself become a response that fails to serialise."""
+    from registry.errors import NotFoundError, exception_handler
+
+    exc = NotFoundError(f"no artifact {text}", field=text or None, ref=text, path=[text])
+    response = exception_handler(None, exc)  # type: ignore[arg-type]  (unused for this error)
+    assert response.status_code == 404
+    encoded = msgspec.json.encode(response.content)
+    assert json.loads(encoded)["status_code"] == 404
