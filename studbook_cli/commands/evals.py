@@ -216,6 +216,8 @@ def run_cmd(
         result = run_experiment(experiment, preset, overrides, out_dir, bars=True, log=output.note)
     except EvalError as exc:
         fail(str(exc), ExitCode.USAGE)
+    except ImportError as exc:  # torch and friends come with the extra, not the base install
+        fail(f"local evals need the evals extra (pip install -e '.[evals]'): {exc}", ExitCode.USAGE)
     output.emit(result, _print_result)
     if register:
         register_run_dir(ctx, Path(str(result.get("out_dir") or out_dir)), key_file, None)

@@ -67,3 +67,17 @@ def test_digits_smoke_from_cli(tmp_path: Path) -> None:
     assert "student_same_init" in res.output and "verdict" in res.output
     result = json.loads((out / "result.json").read_text())
     assert result["config"]["hidden"] == 32
+
+
+def test_without_the_evals_extra_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The base install has no torch: `eval run` names the extra instead of a traceback."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails
+    res = CliRunner().invoke(
+        cli, ["eval", "run", "digits", "--preset", "smoke", "--out", str(tmp_path / "r")]
+    )
+    assert res.exit_code == ExitCode.USAGE, res.output
+    assert "pip install -e '.[evals]'" in res.output and "Traceback" not in res.output
