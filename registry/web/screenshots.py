@@ -4,7 +4,9 @@
 
 Starts `studbook serve` on a fresh SQLite registry in a temporary folder, seeds it with
 `studbook demo`, signs a reviewer in through the page in Debian's headless Chromium (Selenium,
-the `test` extra), and saves `review-queue.png`, `review-artifact.png` and `review-report.png`.
+the `test` extra), and saves `review-queue.png`, `review-artifact.png` and `review-report.png`;
+then runs the digits eval in the server's worker and saves its student's page,
+`review-evidence.png`.
 Nothing is downloaded: the browser is the system's, and the page loads only from the server.
 """
 
@@ -19,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 
@@ -45,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs"), help="folder for the PNGs")
     parser.add_argument("--width", type=int, default=1400)
+    parser.add_argument(
+        "--no-eval",
+        dest="eval",
+        action="store_false",
+        help="skip the evidence screenshot (it runs the digits eval, about a minute on a CPU)",
+    )
     args = parser.parse_args(argv)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -58,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         print("needs chromium and chromedriver on PATH", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
+    shots = ["review-queue.png", "review-artifact.png", "review-report.png"]
     with tempfile.TemporaryDirectory(prefix="studbook-shots-") as tmp:
         work = Path(tmp)
         port = _port()
@@ -124,14 +134,39 @@ def main(argv: list[str] | None = None) -> int:
                     ec.presence_of_element_located((By.CSS_SELECTOR, "#report [data-verified]"))
                 )
                 _shot(driver, args.out / "review-report.png", args.width)
+                if args.eval:
+                    student = _digits_student(url, admin)
+                    driver.get(url + "/#/artifact/" + quote(student, safe=""))
+                    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "img.plot")))
+                    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "[data-verified]")))
+                    _shot(driver, args.out / "review-evidence.png", args.width)
+                    shots.append("review-evidence.png")
             finally:
                 driver.quit()
         finally:
             server.terminate()
             server.wait(15)
-    for name in ("review-queue.png", "review-artifact.png", "review-report.png"):
+    for name in shots:
         print(args.out / name)
     return 0
+
+
+def _digits_student(url: str, admin: str) -> str:
+    """Run the digits eval (default preset) in the server's worker; the student it registered."""
+    headers = {"Authorization": f"Bearer {admin}"}
+    run = httpx.post(
+        url + "/v1/evals", json={"experiment": "digits", "preset": "default"}, headers=headers
+    ).json()
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        run = httpx.get(url + f"/v1/evals/{run['id']}", headers=headers).json()
+        if run["status"] not in ("queued", "running"):
+            break
+        time.sleep(3)
+    if run["status"] != "succeeded":
+        raise RuntimeError(f"the digits eval ended {run['status']}: {run.get('error')}")
+    students = [a["ref"] for a in run["artifacts"] or [] if "student" in a["role"]]
+    return sorted(students)[0]
 
 
 def _shot(driver: object, path: Path, width: int) -> None:
