@@ -64,9 +64,15 @@ def server(
     extra_env: dict[str, str] | None = None,
     extra_args: tuple[str, ...] = (),
     database_url: str | None = None,
+    runner: str = "uvicorn",
 ) -> Iterator[Running]:
     """Run a server; `database` is "sqlite" or "postgres" (a fresh database), unless
-    `database_url` names an existing one."""
+    `database_url` names an existing one.
+
+    `runner` "granian" serves the same app with Granian instead of `studbook serve`'s uvicorn:
+    `serve` runs first, to migrate, create the admin and the log key, and is stopped; then
+    Granian serves the app factory on the same data folder and database (for measuring).
+    """
     with contextlib.ExitStack() as stack:
         data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="studbook-bench-")))
         env = {**os.environ, "STUDBOOK_DATA_DIR": str(data_dir), **(extra_env or {})}
@@ -94,16 +100,33 @@ def server(
 
         stack.callback(stop)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 60
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError((data_dir / "server.log").read_text())
-            time.sleep(0.2)
+        _wait(url, proc, data_dir)
+        if runner == "granian":
+            stop()
+            granian = Path(sys.executable).parent / "granian"
+            proc = subprocess.Popen(
+                [
+                    str(granian),
+                    "--interface",
+                    "asgi",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    "1",
+                    "--no-ws",
+                    "--log-level",
+                    "warning",
+                    "registry.app:create_app",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            stack.callback(stop)
+            _wait(url, proc, data_dir)
         admin = (data_dir / "admin-token").read_text().strip()
         h = {"Authorization": f"Bearer {admin}"}
         token = httpx.post(
@@ -119,6 +142,19 @@ def server(
             headers={"Authorization": f"Bearer {token}"},
         ).raise_for_status()
         yield Running(url, token, signer, data_dir, proc)
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes], data_dir: Path) -> None:
+    deadline = time.time() + 60
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            raise RuntimeError((data_dir / "server.log").read_text())
+        time.sleep(0.2)
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ them), signs every registration up front, then posts them to a real `studbook se
 on PostgreSQL: once from a single client, once from several concurrent clients. Concurrency runs
 level by level (every parent is registered before its children are sent).
 
-    python bench/ingest.py [--n 10000] [--clients 8] [--db sqlite,postgres]
+    python bench/ingest.py [--n 10000] [--clients 8] [--db sqlite,postgres] [--runner uvicorn,granian]
 """
 
 from __future__ import annotations
@@ -109,11 +109,13 @@ def post_all(url: str, token: str, bodies: list[bytes], clients: int) -> list[fl
     return latencies
 
 
-def run(db: str, n: int, clients: int) -> list[dict[str, Any]]:
+def run(db: str, n: int, clients: int, runner: str = "uvicorn") -> list[dict[str, Any]]:
+    from vs_mlflow import loadavg, tree_cpu
+
     rows = []
     for mode, k in (("single client", 1), (f"{clients} clients", clients)):
         shape = hub_shape(n)
-        with server(db) as srv:
+        with server(db, runner=runner) as srv:
             signed = [
                 (lvl, sign_statement(registration_statement(reg), srv.signer).to_bytes())
                 for lvl, reg in shape
@@ -121,6 +123,7 @@ def run(db: str, n: int, clients: int) -> list[dict[str, Any]]:
             levels: dict[int, list[bytes]] = {}
             for lvl, body in signed:
                 levels.setdefault(lvl, []).append(body)
+            cpu0 = tree_cpu(srv.proc.pid)
             t0 = time.perf_counter()
             lat: list[float] = []
             if k == 1:
@@ -129,6 +132,7 @@ def run(db: str, n: int, clients: int) -> list[dict[str, Any]]:
                 for lvl in sorted(levels):
                     lat += post_all(srv.url, srv.token, levels[lvl], k)
             wall = time.perf_counter() - t0
+            cpu_ms = (tree_cpu(srv.proc.pid) - cpu0) / n * 1000
             lat.sort()
             rows.append(
                 {
@@ -141,8 +145,9 @@ def run(db: str, n: int, clients: int) -> list[dict[str, Any]]:
                 }
             )
             print(
-                f"{db:9s} {mode:12s} {n} registrations in {wall:6.1f} s = {n / wall:7.0f}/s  "
-                f"p50 {rows[-1]['p50_ms']:.1f} ms  p99 {rows[-1]['p99_ms']:.1f} ms",
+                f"{db:9s} {runner:8s} {mode:12s} {n} registrations in {wall:6.1f} s = "
+                f"{n / wall:7.0f}/s  p50 {rows[-1]['p50_ms']:.1f} ms  p99 {rows[-1]['p99_ms']:.1f} "
+                f"ms  server CPU {cpu_ms:.2f} ms/registration  ({loadavg()})",
                 flush=True,
             )
     return rows
@@ -153,12 +158,16 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--db", default="sqlite,postgres")
+    ap.add_argument(
+        "--runner", default="uvicorn", help="uvicorn (studbook serve) or granian; comma-separated"
+    )
     args = ap.parse_args()
     print(
         f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     for db in args.db.split(","):
-        run(db, args.n, args.clients)
+        for runner in args.runner.split(","):
+            run(db, args.n, args.clients, runner)
 
 
 if __name__ == "__main__":
