@@ -245,10 +245,14 @@ def artifact_digest(
     path: str | os.PathLike[str],
     *,
     ignore_paths: Iterable[str | os.PathLike[str]] = (),
+    ignore_git_paths: bool = True,
     signature: str | os.PathLike[str] | None = SIGNATURE_NAME,
 ) -> str:
-    """The 64-hex artifact digest of a file or directory (see module docstring)."""
-    return manifest(path, ignore_paths=ignore_paths, signature=signature).digest
+    """The 64-hex artifact digest of a file or directory (see module docstring; the options are
+    `manifest`'s)."""
+    return manifest(
+        path, ignore_paths=ignore_paths, ignore_git_paths=ignore_git_paths, signature=signature
+    ).digest
 
 
 def opaque_digest(identifier: str) -> str:
