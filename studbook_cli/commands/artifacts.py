@@ -135,6 +135,13 @@ def _digest_path(path: Path, progress: bool | None) -> digests.Manifest:
     default=None,
     help="Progress bar while digesting (default: when stderr is a terminal).",
 )
+@click.option(
+    "--fingerprint/--no-fingerprint",
+    "with_fingerprint",
+    default=True,
+    help="Sign a fingerprint of a model's weights with it (default), so the registry can test "
+    "its declared lineage against the weights.",
+)
 @json_option
 @click.pass_obj
 def register(
@@ -149,6 +156,7 @@ def register(
     key_file: Path | None,
     save_envelope: Path | None,
     progress: bool | None,
+    with_fingerprint: bool,
 ) -> None:
     """Digest PATH, sign a registration with your key, and submit it.
 
@@ -168,6 +176,8 @@ def register(
         digest = m.digest
         metadata.setdefault("files", len(m.files))
         metadata.setdefault("size", m.total_size)
+        if kind == ArtifactKind.MODEL.value and with_fingerprint:
+            _add_fingerprint(metadata, path)
     links = tuple(parse_parent(ctx, p)[0] for p in parents)
     reg = Registration(
         ArtifactRef(ArtifactKind(kind), name, version, digest, opaque is not None), links, metadata
@@ -177,6 +187,24 @@ def register(
         save_envelope.write_text(json.dumps(envelope, indent=2) + "\n")
     answer = ctx.call(ctx.client.post, "/v1/attestations", envelope)
     output.emit(answer, lambda a: output.echo(registration_line(ctx, a, reg.artifact.label)))
+
+
+def _add_fingerprint(metadata: dict[str, Any], path: Path) -> None:
+    """Put the weights' fingerprint (`studbook fingerprint PATH`) in `metadata["fingerprint"]`;
+    a path without readable weights, or a fingerprint over the metadata limits, registers
+    without one, said on stderr."""
+    from lineage.errors import LineageError
+    from lineage.fingerprint import fingerprint_path
+    from lineage.statements import check_metadata
+
+    try:
+        doc = fingerprint_path(path).to_json()
+        check_metadata({**metadata, "fingerprint": doc})
+    except (LineageError, ImportError, OSError, ValueError) as exc:
+        reason = exc.message if isinstance(exc, LineageError) else str(exc)
+        output.note(f"registering without a fingerprint: {reason}")
+        return
+    metadata["fingerprint"] = doc
 
 
 # ----------------------------------------------------------------------------- show
