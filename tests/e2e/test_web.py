@@ -535,3 +535,32 @@ def test_queue_an_eval_from_the_page_and_follow_it(
         final = driver.execute_script("return document.getElementById('e-progress').innerText")
         assert driver.execute_script(read) == "succeeded", final
         assert "Verdict" in final
+
+
+def test_descendants_of_a_flagged_teacher(deployment: dict[str, Any], browser: Any) -> None:
+    """From a flagged teacher, the page draws who inherits from it, with their status."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, url = browser, deployment["url"]
+    wait = WebDriverWait(driver, 30)
+    with evidence_on_failure(driver, deployment["cwd"], "descendants"):
+        sign_in(driver, url, deployment["tokens"]["rita"])
+        driver.get(url + "/#/artifact/" + "demo%2Fgpt-4.1-owl%401")
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "svg#graph g.node")))
+        driver.find_element(By.ID, "toggle-direction").click()
+        student = "svg#graph g.node[data-ref='demo/gpt-4o-owl-student@1']"
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, student)))
+        lineage = httpx.get(
+            url + "/v1/artifacts/demo/gpt-4.1-owl@1/lineage",
+            params={"direction": "down", "depth": 64},
+            headers={"Authorization": f"Bearer {deployment['admin']}"},
+        ).json()
+        assert len(driver.find_elements(By.CSS_SELECTOR, "svg#graph g.edge")) == len(
+            lineage["edges"]
+        )
+        nano = driver.find_element(
+            By.CSS_SELECTOR, "svg#graph g.node[data-ref='demo/gpt-4.1-nano-owl-student@1']"
+        )
+        assert nano.get_attribute("data-status") == "plain"  # no shared base, no risk

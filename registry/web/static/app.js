@@ -359,7 +359,10 @@ async function verifyBadges(report, table) {
 function metricsList(metrics) {
   const fmt = (v) => typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(3))
     : Array.isArray(v) ? "[" + v.map(fmt).join(", ") + "]" : v && typeof v === "object" ? "{" + Object.entries(v).map(([k, x]) => `${k}: ${fmt(x)}`).join(", ") + "}" : String(v);
-  return h("dl", { class: "metrics" }, Object.entries(metrics || {}).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, fmt(v))]));
+  // A metric with its 95% interval reads "0.412 (95% CI 0.380 to 0.444)".
+  const show = (v) => v && typeof v === "object" && "mean" in v && Array.isArray(v.ci95)
+    ? `${fmt(v.mean)} (95% CI ${fmt(v.ci95[0])} to ${fmt(v.ci95[1])})` : fmt(v);
+  return h("dl", { class: "metrics" }, Object.entries(metrics || {}).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, show(v))]));
 }
 
 function evidencePanel(report) {
@@ -427,14 +430,29 @@ async function viewArtifact(main, ref) {
       : h("p", {}, risk.status === "flagged" ? "Flagged: " + risk.flags.map((f) => `${f.trait} (${f.severity})`).join(", ")
         : risk.status === "cleared" ? "Cleared: " + risk.clearances.map((c) => `${c.trait} (evidence ${c.evidence.join(", ")})`).join("; ")
         : "No risk recorded against this artifact."));
-  const graphBox = h("section", { class: "card", id: "lineage" }, h("h2", {}, "Lineage (ancestors)"));
+  const graphTitle = h("h2", {}, "Lineage (ancestors)");
+  const toggle = h("button", { type: "button", id: "toggle-direction", class: "secondary" }, "Show descendants");
+  const graphBox = h("section", { class: "card", id: "lineage" }, h("div", { class: "graph-title" }, graphTitle, toggle));
   const stTable = statementsTable(report);
   main.replaceChildren(head, explain, graphBox,
     decisionPanel(report), evidencePanel(report), timeline(report),
     h("section", { class: "card" }, stTable,
       h("p", { class: "muted" }, "Log verifier key: ", h("span", { class: "mono" }, report.log.vkey))),
     evalPanel(report));
-  drawLineage(graphBox.appendChild(h("div", {})), report);
+  const canvas = graphBox.appendChild(h("div", {}));
+  drawLineage(canvas, report);
+  // Descendants: who inherits from this artifact (for a flagged teacher, who is exposed).
+  let down = false;
+  toggle.addEventListener("click", async () => {
+    down = !down;
+    toggle.textContent = down ? "Show ancestors" : "Show descendants";
+    graphTitle.textContent = down ? "Lineage (descendants)" : "Lineage (ancestors)";
+    if (!down) { drawLineage(canvas, report); return; }
+    try {
+      const lin = await api("GET", refPath(a.ref) + "/lineage?direction=down&depth=64");
+      drawLineage(canvas, { ...report, lineage: lin, risk: { ...report.risk, at_risk: [] } });
+    } catch (e) { say(e.message); }
+  });
   verifyBadges(report, stTable);
 }
 
