@@ -35,6 +35,7 @@ from tests.support import (
     key_registration,
     register,
     registration_envelope,
+    review_envelope,
     row_counts,
 )
 
@@ -74,7 +75,7 @@ def assert_audit_clean(engine: Engine) -> None:
 
 
 def test_cycle_pairs_one_side_wins_every_time(
-    client: Client, engine: Engine, registrar: Actor
+    client: Client, engine: Engine, registrar: Actor, reviewer: Actor
 ) -> None:
     for i in range(TRIES):
         a, b = f"race/a{i}@1", f"race/b{i}@1"
@@ -102,7 +103,13 @@ def test_cycle_pairs_one_side_wins_every_time(
         edges = conn.execute(text("SELECT count(*) FROM edges")).scalar_one()
     assert both_ways == 0
     assert edges == TRIES
-    # The base above a former cycle can still be flagged, and the record replays cleanly.
+    # Each pair's ancestor can still be flagged (a stored cycle made this a 422), and the
+    # record replays cleanly.
+    for i in range(TRIES):
+        for label in (f"race/a{i}@1", f"race/b{i}@1"):
+            env = review_envelope(reviewer.signer, digest_of(label), "owl")
+            r = post(client, reviewer, env)
+            assert r.status_code == 201, r.text
     assert_audit_clean(engine)
 
 
