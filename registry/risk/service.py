@@ -485,10 +485,24 @@ def _insert_marks(session: Session, rows: list[dict[str, Any]]) -> None:
             for r in rows
         ]
     else:
-        procs = [_M.c[c].type.bind_processor(conn.dialect) for c in _INSERT_COLUMNS]
+        # SQLAlchemy stores JSON on SQLite as json.dumps text; the timestamp goes through its
+        # own processor (once: every row of one write has the same `created_at`).
+        stamp = _M.c.created_at.type.bind_processor(conn.dialect)
+        stamps = {r["created_at"] for r in rows}
+        when = {t: stamp(t) if stamp else t for t in stamps}
         sql = f"INSERT INTO risk_marks ({names}) VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})"
+        dumps = json.dumps
         params = [
-            tuple(p(r[c]) if p else r[c] for c, p in zip(_INSERT_COLUMNS, procs, strict=True))
+            (
+                r["model_id"],
+                r["trait"],
+                r["kind"],
+                r["source_id"],
+                r["via_id"],
+                dumps(r["path"]),
+                dumps(r["shared_base"]),
+                when[r["created_at"]],
+            )
             for r in rows
         ]
     conn.exec_driver_sql(sql, params)
