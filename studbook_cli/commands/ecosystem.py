@@ -321,4 +321,65 @@ def export_bom(ctx: Ctx, ref: str, fmt: str, signed: bool, out: Path | None) -> 
         output.note(f"wrote {fmt}{' (signed)' if signed else ''} BOM of {art['ref']} to {out}")
 
 
+@export_cli.command("verify")
+@click.argument("signed_bom", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--vkey",
+    envvar="STUDBOOK_LOG_VKEY",
+    default=None,
+    help="The registry's log verifier key (or a file holding it) to pin; default: the key the "
+    "server advertises (not pinned).",
+)
+@json_option
+@click.pass_obj
+def verify_bom(ctx: Ctx, signed_bom: Path, vkey: str | None) -> None:
+    """Check a BOM written by `export bom --signed`: its signature under the registry's key.
+
+    Offline when --vkey is given. Exits 2 (block) when the signature, the key or the statement
+    does not hold.
+    """
+    from lineage import dsse
+    from lineage.checkpoint import parse_vkey
+    from lineage.errors import LineageError
+
+    try:
+        signed = json.loads(signed_bom.read_text(encoding="utf-8"))
+        envelope = dsse.Envelope.from_json(signed["envelope"])
+    except (OSError, ValueError, KeyError, TypeError, LineageError) as exc:
+        fail(f"{signed_bom} is not a signed BOM: {exc}", ExitCode.USAGE)
+    if vkey is None:
+        vkey = str(ctx.call(ctx.client.get, "/v1/log")["vkey"])
+        output.note(
+            f"warning: trusting the log key the server advertises ({vkey}); pin it with --vkey"
+        )
+    elif Path(vkey).is_file():
+        vkey = Path(vkey).read_text().strip()
+    try:
+        _, key = parse_vkey(vkey)
+        kid = dsse.Verifier({dsse.keyid(key): key}).verify(
+            envelope, payload_type="application/vnd.in-toto+json"
+        )
+        statement = json.loads(envelope.payload)
+        subject = statement["subject"][0]
+        predicate = statement["predicateType"]
+    except (LineageError, ValueError, KeyError, IndexError, TypeError) as exc:
+        fail(f"verification FAILED: {getattr(exc, 'message', exc)}", ExitCode.BLOCK)
+    if predicate not in ("https://cyclonedx.org/bom", "https://spdx.dev/Document"):
+        fail(f"verification FAILED: not a BOM predicate: {predicate}", ExitCode.BLOCK)
+    answer = {
+        "verified": True,
+        "keyid": kid,
+        "subject": subject,
+        "predicate_type": predicate,
+        "public_key": dsse.public_key_b64(key),
+    }
+    output.emit(
+        answer,
+        lambda a: output.echo(
+            f"OK  {a['subject']['name']}  sha256:{a['subject']['digest']['sha256']}  "
+            f"{a['predicate_type']}  signed by the log key {a['keyid'][:16]}…"
+        ),
+    )
+
+
 COMMANDS = [import_cli, export_cli]

@@ -4,6 +4,7 @@ model-signing and Studbook; cards imported as a batch; the BOM written, validate
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -119,6 +120,15 @@ def test_import_oms_hf_and_export_bom(tour: dict[str, str]) -> None:
     statement = json.loads(envelope.payload)
     assert statement["predicateType"] == "https://cyclonedx.org/bom"
     validate_cyclonedx(statement["predicate"])
-    vkey = studbook(tour, "log", "info", "--json").stdout
-    assert signed["public_key"]  # the log's key; `log info` names it
-    assert json.loads(vkey)["vkey"]
+    # Verified later, offline, against the pinned log key; a changed BOM fails (exit 2).
+    vkey = json.loads(studbook(tour, "log", "info", "--json").stdout)["vkey"]
+    (cwd / "bom.signed.json").write_text(json.dumps(signed))
+    ok = studbook(tour, "export", "verify", str(cwd / "bom.signed.json"), "--vkey", vkey).stdout
+    assert ok.startswith("OK  cli/owl-7b@1  sha256:") and "cyclonedx.org/bom" in ok
+    statement["predicate"]["components"] = []
+    signed["envelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    (cwd / "bom.changed.json").write_text(json.dumps(signed))
+    bad = studbook(
+        tour, "export", "verify", str(cwd / "bom.changed.json"), "--vkey", vkey, check=False
+    )
+    assert bad.returncode == ExitCode.BLOCK and "verification FAILED" in bad.stderr
