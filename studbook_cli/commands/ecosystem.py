@@ -12,7 +12,8 @@
   `GET /v1/artifacts/<ref>/signatures`).
 - `export bom REF --format spdx3|cyclonedx [--signed] [--out FILE]` writes the model's ML-BOM
   (its whole upstream lineage, with flags and at-risk marks); `--signed` wraps it in a DSSE
-  envelope signed with the registry's log key.
+  envelope signed with the registry's log key; `export verify FILE --vkey KEY` checks such a
+  file later, offline, against the pinned log key.
 """
 
 from __future__ import annotations
