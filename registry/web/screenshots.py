@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (chromium and driver_bin):
         print("needs chromium and chromedriver on PATH", file=sys.stderr)
         return 2
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the server is stopped, not orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.out.mkdir(parents=True, exist_ok=True)
     shots = ["review-queue.png", "review-artifact.png", "review-report.png"]
     with tempfile.TemporaryDirectory(prefix="studbook-shots-") as tmp:
@@ -74,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         url = f"http://127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("STUDBOOK_")}
         env["STUDBOOK_URL"] = url
+        # A one-off generation: the eval need not yield the CPU to an API nobody else uses.
+        env["STUDBOOK_EVAL_IDLE_PRIORITY"] = "false"
         with (work / "server.log").open("wb") as log:
             server = subprocess.Popen(
                 [sys.executable, "-m", "studbook_cli", "serve", "--port", str(port)],
