@@ -48,7 +48,8 @@ def begin_write(session: Session) -> None:
 
     Raises:
         RuntimeError: on SQLite, the session already started a read transaction, whose snapshot
-            can no longer become a writer's (a programming error: roll back first).
+            can no longer become a writer's; on PostgreSQL, the session reads in autocommit
+            mode (programming errors: roll back, or use a new session, first).
     """
     tx = session.get_transaction()
     if tx is not None and session.info.get(_LOCKED) is tx:
@@ -62,6 +63,9 @@ def begin_write(session: Session) -> None:
         else session.connection(execution_options={WRITE_OPTION: True})
     )
     if conn.dialect.name == "postgresql":
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            # A transaction-level lock would be released at once: no serialisation at all.
+            raise RuntimeError("begin_write called on an autocommit read session; use a new one")
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
     elif not conn.get_execution_options().get(WRITE_OPTION):
         raise RuntimeError("begin_write called inside a read transaction; roll back first")
