@@ -123,11 +123,18 @@ def test_usage_errors_are_3() -> None:
         ["demo"],
         ["keys", "register"],
         ["eval", "register", "."],
+        ["eval", "run", "digits", "--register"],
+        ["findings", "confirm", "1"],
+        ["findings", "dismiss", "1", "--reason", "no"],
+        ["import", "hf", "{tmp}"],
+        ["import", "oms", "{tmp}", "--name", "a/b", "--version", "1"],
     ],
 )
 def test_every_signing_command_reads_key_file_and_env(tmp_path: Path, args: list[str]) -> None:
     """`--key-file` and `STUDBOOK_KEY_FILE` reach the loader as a path (they once crashed with
     `'str' object has no attribute 'exists'`): a missing file is a usage error naming it."""
+    args = [str(tmp_path / "empty") if a == "{tmp}" else a for a in args]
+    (tmp_path / "empty").mkdir()
     missing = tmp_path / "nowhere" / "key.pem"
     for extra, env in (
         (["--key-file", str(missing)], {}),
