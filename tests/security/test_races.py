@@ -329,3 +329,8 @@ def test_writers_take_the_lock_before_their_first_read(engine: Engine, client: C
             assert held == 1
             begin_write(session)  # again in the same transaction: nothing more
         session.rollback()
+    if engine.dialect.name == "postgresql":
+        with Session(engine) as session:
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            with pytest.raises(RuntimeError):
+                begin_write(session)  # the lock would be released at once
