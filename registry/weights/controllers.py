@@ -11,6 +11,7 @@ from litestar.params import Parameter
 from sqlmodel import Session
 
 from lineage.findings import FindingStatus
+from lineage.fingerprint import PERMUTATIONS
 
 from ..auth import Caller
 from ..boundary import MAX_ID, MAX_LIMIT, MAX_OFFSET
@@ -30,7 +31,7 @@ class WeightsController(Controller):
         summary="Do two models share a base, from their weights' fingerprints?",
         description="Each side is a registered artifact's reference (its signed fingerprint is "
         "used) or a fingerprint's JSON form. Answers the statistic (Pearson r of the Grams), "
-        f"its permutation p-value ({service.PERMUTATIONS} relabellings) and the decision, or "
+        f"its permutation p-value ({PERMUTATIONS} relabellings) and the decision, or "
         "`comparable: false` with the reason. 404 for an unknown reference, 422 for an artifact "
         f"registered without a fingerprint, 400 for a malformed fingerprint (or more than "
         f"{service.MAX_INDICES} inputs); `field` names the side.",

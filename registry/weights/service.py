@@ -206,9 +206,9 @@ def index_registration(
     session: Session, attestation: Attestation, verified: VerifiedStatement, outcome: dict[str, Any]
 ) -> None:
     """AFTER_ACCEPT hook (derives; replays run it): index a new model's fingerprint, keep the
-    `root` column current, and queue the new model's test for just before the commit."""
+    `root` column current, and hand a new model's fingerprint to `test_registration`."""
     new_weights = {int(c) for c, _, r in outcome.get("new_edges") or () if Relation(r).is_weights}
-    if new_weights:
+    if new_weights and not outcome.get("created"):  # a new model has no index row yet
         session.execute(
             update(_MF).where(_MF.c.artifact_id.in_(sorted(new_weights))).values(root=False)
         )
@@ -277,7 +277,8 @@ def _candidates_rows(session: Session, ids: Sequence[int]) -> list[Any]:
 
 
 def _roots(session: Session, model_id: int, fp: Fingerprint) -> list[Any]:
-    """The most recent roots of `fp`'s input space, other than the model's declared ancestors."""
+    """The most recent roots of `fp`'s input space registered before the model, other than its
+    declared ancestors."""
     ancestors = select(_WA.c.ancestor_id).where(_WA.c.model_id == model_id)
     ids = session.scalars(
         select(_MF.c.artifact_id)
@@ -285,7 +286,9 @@ def _roots(session: Session, model_id: int, fp: Fingerprint) -> list[Any]:
             _MF.c.scheme == fp.scheme,
             _MF.c.domain == fp.domain,
             _MF.c.root.is_(True),
-            _MF.c.artifact_id != model_id,
+            # Registered before it: a later root is tested against this model when it comes
+            # (the same pair once, in one direction, even within a batch).
+            _MF.c.artifact_id < model_id,
             _MF.c.artifact_id.not_in(ancestors),
         )
         .order_by(_MF.c.artifact_id.desc())
@@ -412,7 +415,7 @@ def _raise(
     envelope = sign_statement(statement, signer)
     verified = verify_envelope(envelope, dsse.Verifier({signer.keyid: signer.public_key}))
     raw = envelope.to_json()
-    values = {
+    values: dict[str, Any] = {
         "payload_digest": verified.payload_digest,
         "predicate_type": FINDING_PREDICATE,
         "envelope": raw,

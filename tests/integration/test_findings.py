@@ -238,3 +238,62 @@ def test_models_without_fingerprints_raise_nothing(
         fingerprint_doc(tmp_path, "p", _weights(7)),  # prompted: shares weights by definition
     )
     assert findings(client, registrar) == []
+
+
+def test_a_batch_is_tested_after_its_leaves_and_audits_clean(
+    client: TestClient[Any], registrar: Actor, tmp_path: Path, engine: Engine
+) -> None:
+    base = _weights(20)
+    envs = [
+        registration_envelope(
+            registrar.signer,
+            "model",
+            "b/base@1",
+            metadata={"fingerprint": fingerprint_doc(tmp_path, "b", base)},
+        ),
+        registration_envelope(
+            registrar.signer,
+            "model",
+            "b/copy@1",
+            metadata={"fingerprint": fingerprint_doc(tmp_path, "c", _tuned(base, 21))},
+        ),
+    ]
+    r = client.post("/v1/attestations/batch", json={"envelopes": envs}, headers=registrar.headers)
+    assert r.status_code == 201, r.text
+    leaves = [a["log_index"] for a in r.json()["data"]]
+    rows = findings(client, registrar)
+    assert [(f["kind"], f["model_ref"], f["other_ref"]) for f in rows] == [
+        ("undeclared_shared_base", "b/copy@1", "b/base@1")
+    ]
+    proof = client.get(
+        "/v1/log/proof/inclusion", params={"payload_digest": rows[0]["statement"]}
+    ).json()
+    assert proof["log_index"] > max(leaves)  # the finding follows the registrations it cites
+    report = audit(engine)
+    assert report.ok, [str(f) for f in report.findings]
+
+
+def test_an_amendment_adding_a_weights_parent_makes_a_root_no_longer_a_candidate(
+    client: TestClient[Any], registrar: Actor, tmp_path: Path
+) -> None:
+    base = _weights(30)
+    reg(client, registrar, "model", "r/up@1")
+    reg(client, registrar, "model", "r/base@1", fingerprint=fingerprint_doc(tmp_path, "b", base))
+    # The owner declares r/base's own parent: r/base is no longer a root of weights lineage.
+    env = registration_envelope(
+        registrar.signer,
+        "model",
+        "r/base@1",
+        [("fine_tuned_from", digest_of("r/up@1"))],
+        metadata={"fingerprint": fingerprint_doc(tmp_path, "b", base)},
+    )
+    amended = post(client, registrar, env)
+    assert amended.status_code in (200, 201) and amended.json()["amended"], amended.text
+    reg(
+        client,
+        registrar,
+        "model",
+        "r/copy@1",
+        fingerprint=fingerprint_doc(tmp_path, "c", _tuned(base, 31)),
+    )
+    assert findings(client, registrar) == []  # roots only: r/base is a fine-tune now
