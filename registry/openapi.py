@@ -11,7 +11,8 @@ the app's routes once, after they are registered, and states for each operation:
   `registry.errors.exception_handler` produces (`status_code`, `detail`, `field`, ...). 400 is
   on every operation (the path and the query string are checked on every route, see
   `registry.boundary`), 401 wherever a token is needed, 403 on every authenticated write (a
-  session's CSRF check), 413 wherever there is a body; the
+  session's CSRF check), 404 wherever a path parameter names something, 413 wherever there is
+  a body; the
   domain's own refusals (403/404/409/422) come from `DOMAIN_ERRORS`, kept next to the
   descriptions so that adding a refusal to a service means adding it here;
 - **other successes**: 200 on attestation re-submission, 202 on cancelling a running eval.
@@ -185,6 +186,8 @@ def _describe_operation(handler: Any, method: str, path: str) -> None:
             statuses.add(403)
     if "data" in handler.parsed_fn_signature.parameters:
         statuses.add(413)
+    if "{" in path:  # a path parameter names something, which may not exist
+        statuses.add(404)
     statuses.update(DOMAIN_ERRORS.get((method, path), ()))
     responses: dict[int, ResponseSpec] = dict(handler.responses or {})
     for status in sorted(statuses):
