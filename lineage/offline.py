@@ -23,8 +23,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from . import dsse
 from .checkpoint import Checkpoint, verify_checkpoint
 from .logleaf import entry_bytes, envelope_digest
@@ -114,7 +112,7 @@ def check_consistency(reader: LogReader, saved_note: str, vkey: str) -> Consiste
 
 
 def verify_signature(
-    envelope_json: Mapping[str, Any], keys: Mapping[str, Ed25519PublicKey]
+    envelope_json: Mapping[str, Any], keys: Mapping[str, dsse.PublicKey]
 ) -> VerifiedStatement:
     """Verify a DSSE envelope against the given public keys (keyid -> key).
 
