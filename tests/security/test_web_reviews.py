@@ -276,3 +276,28 @@ def test_statements_view_names_signers_and_log_indexes(
 def test_report_of_unknown_artifact_is_404(client: Client, reviewer: Actor) -> None:
     r = client.get("/v1/artifacts/nope@1/report", headers=reviewer.headers)
     assert r.status_code == 404
+
+
+def test_audit_rebuilds_acceptances_and_catches_an_edited_one(
+    client: Client, engine: Engine, registrar: Actor, reviewer: Actor
+) -> None:
+    """Acceptances are derived from envelopes: the audit's replay rebuilds them exactly (judged
+    at acceptance time, so a lapsed expiry replays the same), and an edited row is a finding."""
+    from sqlalchemy import text
+
+    from registry.log.audit import audit
+
+    paper(client, registrar, reviewer)
+    assert client.post("/v1/attestations", json=accept(reviewer, Q4), headers=reviewer.headers)
+    report = audit(engine)
+    assert report.ok, [str(f) for f in report.findings]
+    assert report.replay is not None and report.replay.tables["risk_acceptances"] == (1, 1)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE risk_acceptances SET reason = 'edited behind its back'"))
+    report = audit(engine)
+    assert not report.ok
+    assert [
+        f
+        for f in report.findings
+        if "risk_acceptances" in f.where or "risk_acceptances" in f.message
+    ]
