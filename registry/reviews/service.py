@@ -87,7 +87,7 @@ def queue(
 ) -> QueuePublic:
     """The caller's review queue."""
     now = utcnow()
-    marks, total = risk.at_risk_queue(session, None, QUEUE_SCAN, 0)
+    marks, total = risk.at_risk_queue(session, None, QUEUE_SCAN, 0, include_accepted=True)
     accepted = accepted_in_force(session, now)
     ids_by_digest = (
         dict(

@@ -713,14 +713,32 @@ def list_flags(session: Session, trait: str | None) -> list[FlagPublic]:
 
 
 def at_risk_queue(
-    session: Session, trait: str | None, limit: int, offset: int
+    session: Session,
+    trait: str | None,
+    limit: int,
+    offset: int,
+    *,
+    include_accepted: bool = False,
 ) -> tuple[list[MarkPublic], int]:
     """The review queue: at-risk models, newest first.
 
     A mark exists only while its model is neither flagged nor cleared for the trait, so every
     entry is one no reviewer has ruled on yet; flagging or clearing it takes it off the queue.
+    A risk accepted by a reviewer (`registry/reviews/acceptance.py`) is off the queue until the
+    acceptance expires, unless `include_accepted`.
     """
     stmt = select(_M)
+    if not include_accepted:
+        from ..models import RiskAcceptance
+
+        acc = RiskAcceptance.__table__  # type: ignore[attr-defined]
+        stmt = stmt.where(
+            ~exists().where(
+                acc.c.artifact_id == _M.c.model_id,
+                acc.c.trait == _M.c.trait,
+                acc.c.expires_at > utcnow(),
+            )
+        )
     if trait:
         stmt = stmt.where(_M.c.trait == trait)
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0

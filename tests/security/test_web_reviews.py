@@ -109,6 +109,9 @@ def test_acceptance_takes_a_model_off_the_queue_until_it_expires(
     q = queue(client, reviewer)
     assert Q4 not in {i["mark"]["model_ref"] for i in q["data"]}
     assert q["accepted"] == 1 and q["counts_by_trait"] == {"owl": 2}
+    # The API's (and the CLI's) queue agrees.
+    plain = client.get("/v1/at-risk", headers=reviewer.headers).json()
+    assert Q4 not in {m["model_ref"] for m in plain["data"]} and plain["count"] == 2
     # The mark itself stays (an acceptance is not evidence): risk and descendants unchanged.
     risk = client.get(f"/v1/artifacts/{Q4}/risk", headers=reviewer.headers).json()
     assert risk["status"] == "at_risk"
