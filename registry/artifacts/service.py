@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, text
+from sqlalchemy import bindparam, func, insert, or_, select, text
 from sqlmodel import Session
 
 from lineage.errors import CycleError
@@ -219,6 +219,25 @@ def _find_path_up(session: Session, start: int, target: int) -> list[int] | None
     return None
 
 
+# The hot path's statements, built once: building a statement and its cache key on every
+# registration cost more than running it.
+_LOOKUP = select(
+    _ARTIFACTS.c.id,
+    _ARTIFACTS.c.digest,
+    _ARTIFACTS.c.kind,
+    _ARTIFACTS.c.name,
+    _ARTIFACTS.c.version,
+    _ARTIFACTS.c.attestation_id,
+).where(
+    or_(
+        _ARTIFACTS.c.digest.in_(bindparam("wanted", expanding=True)),
+        (_ARTIFACTS.c.name == bindparam("name")) & (_ARTIFACTS.c.version == bindparam("version")),
+    )
+)
+_INSERT_ARTIFACT = insert(_ARTIFACTS).returning(_ARTIFACTS.c.id)
+_INSERT_EDGES = insert(_EDGES)
+
+
 def apply_registration(
     session: Session, attestation: Attestation, verified: VerifiedStatement
 ) -> dict[str, Any]:
@@ -244,12 +263,9 @@ def apply_registration(
     """
     reg = parse_registration(verified.statement)
     art = reg.artifact
-    t = _ARTIFACTS
     wanted = [art.digest, *(p.digest for p in reg.parents)]
     rows = session.execute(
-        select(t.c.id, t.c.digest, t.c.kind, t.c.name, t.c.version, t.c.attestation_id).where(
-            or_(t.c.digest.in_(wanted), (t.c.name == art.name) & (t.c.version == art.version))
-        )
+        _LOOKUP, {"wanted": wanted, "name": art.name, "version": art.version}
     ).all()
     by_digest = {r.digest: r for r in rows}
     existing = by_digest.get(art.digest)
@@ -266,18 +282,17 @@ def apply_registration(
 
     if existing is None:
         child_id = session.execute(
-            insert(t)
-            .values(
-                digest=art.digest,
-                kind=art.kind.value,
-                name=art.name,
-                version=art.version,
-                opaque=art.opaque,
-                metadata=dict(reg.metadata),
-                attestation_id=attestation.id,
-                created_at=attestation.received_at,
-            )
-            .returning(t.c.id)
+            _INSERT_ARTIFACT,
+            {
+                "digest": art.digest,
+                "kind": art.kind.value,
+                "name": art.name,
+                "version": art.version,
+                "opaque": art.opaque,
+                "metadata": dict(reg.metadata),
+                "attestation_id": attestation.id,
+                "created_at": attestation.received_at,
+            },
         ).scalar_one()
         new_links = list(reg.parents)
     else:
@@ -306,7 +321,7 @@ def apply_registration(
                 )
     if new_links:
         session.execute(
-            insert(_EDGES),
+            _INSERT_EDGES,
             [
                 {
                     "child_id": child_id,

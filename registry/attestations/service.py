@@ -192,9 +192,7 @@ def accept(session: Session, caller: Caller, envelope: Envelope, raw: dict[str, 
         "principal_id": caller.id,
         "received_at": utcnow(),
     }
-    att_id = session.execute(
-        _insert_new(session, values).returning(_ATTESTATIONS.c.id)
-    ).scalar_one_or_none()
+    att_id = session.execute(_insert_new(session), values).scalar_one_or_none()
     if att_id is None:
         return _already_accepted(session, verified)
     attestation = Attestation.model_construct(id=att_id, **values)
@@ -204,14 +202,29 @@ def accept(session: Session, caller: Caller, envelope: Envelope, raw: dict[str, 
     return Submission(attestation, caller.name, created=True, outcome=outcome)
 
 
-def _insert_new(session: Session, values: dict[str, Any]) -> Any:
-    """INSERT ... ON CONFLICT (payload_digest) DO NOTHING, in the session's dialect."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    stmt = dialect_insert(_ATTESTATIONS).values(**values)
-    return stmt.on_conflict_do_nothing(index_elements=["payload_digest"])
+_INSERT_NEW: dict[str, Any] = {}
+
+
+def _insert_new(session: Session) -> Any:
+    """INSERT ... ON CONFLICT (payload_digest) DO NOTHING RETURNING id, in the session's dialect.
+
+    Built once per dialect and executed with the values as parameters: building the statement
+    and its cache key on every submission cost more than the insert.
+    """
+    name = session.get_bind().dialect.name
+    stmt = _INSERT_NEW.get(name)
+    if stmt is None:
+        if name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        stmt = (
+            dialect_insert(_ATTESTATIONS)
+            .on_conflict_do_nothing(index_elements=["payload_digest"])
+            .returning(_ATTESTATIONS.c.id)
+        )
+        _INSERT_NEW[name] = stmt
+    return stmt
 
 
 def _already_accepted(session: Session, verified: VerifiedStatement) -> Submission:
