@@ -85,7 +85,7 @@ def _vulnerability(graph: BomGraph, risk: BomRisk, index: int) -> Any:
     )
 
     node = graph.node(risk.artifact)
-    labels = {n.digest: n.ref for n in graph.nodes}
+    labels = graph.labels()
     path_text = " -> ".join(
         [labels.get(risk.path[0][0], risk.path[0][0])]
         + [f"[{rel}] {labels.get(parent, parent)}" for _, parent, rel in risk.path]
@@ -134,6 +134,7 @@ def to_cyclonedx(graph: BomGraph) -> dict[str, Any]:
     from cyclonedx.model import Property
     from cyclonedx.model.bom import Bom, BomMetaData
     from cyclonedx.model.component import Component, ComponentType, Pedigree
+    from cyclonedx.model.dependency import Dependency
     from cyclonedx.model.tool import ToolRepository
     from cyclonedx.output.json import JsonV1Dot6
 
@@ -165,9 +166,17 @@ def to_cyclonedx(graph: BomGraph) -> dict[str, Any]:
         ),
         components=[c for d, c in components.items() if d != graph.root],
     )
-    for n in graph.nodes:
-        parents = [components[e.parent] for e in graph.parents(n.digest)]
-        bom.register_dependency(components[n.digest], parents)
+    # One entry per node, built directly: `Bom.register_dependency` searches the entries
+    # linearly on every call, which is quadratic in the size of the lineage.
+    bom.dependencies.update(
+        Dependency(
+            ref=components[n.digest].bom_ref,
+            dependencies=[
+                Dependency(ref=components[e.parent].bom_ref) for e in graph.parents(n.digest)
+            ],
+        )
+        for n in graph.nodes
+    )
     for i, risk in enumerate(graph.risks):
         bom.vulnerabilities.add(_vulnerability(graph, risk, i))
     text = JsonV1Dot6(bom).output_as_string()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from lineage.types import ArtifactKind, Relation
@@ -66,7 +67,7 @@ class BomRisk:
     shared_base: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: the indexes below are cached in the instance dict
 class BomGraph:
     """A model's whole upstream lineage with its risk, as one value."""
 
@@ -80,11 +81,24 @@ class BomGraph:
 
     def node(self, digest: str) -> BomNode:
         """The node with `digest` (KeyError if absent)."""
-        for n in self.nodes:
-            if n.digest == digest:
-                return n
-        raise KeyError(digest)
+        return self._by_digest[digest]
 
     def parents(self, digest: str) -> list[BomEdge]:
         """Edges from `digest` to its parents, in a stable order."""
-        return [e for e in self.edges if e.child == digest]
+        return self._by_child.get(digest, [])
+
+    def labels(self) -> dict[str, str]:
+        """digest -> `name@version` of every node."""
+        return {d: n.ref for d, n in self._by_digest.items()}
+
+    # Indexes built once per graph: writers ask per node, and a scan each time is quadratic.
+    @cached_property
+    def _by_digest(self) -> dict[str, BomNode]:
+        return {n.digest: n for n in self.nodes}
+
+    @cached_property
+    def _by_child(self) -> dict[str, list[BomEdge]]:
+        out: dict[str, list[BomEdge]] = {}
+        for e in self.edges:
+            out.setdefault(e.child, []).append(e)
+        return out

@@ -47,7 +47,7 @@ def _id(digest: str) -> str:
 
 
 def _risk_statement(graph: BomGraph, risk: BomRisk) -> str:
-    labels = {n.digest: n.ref for n in graph.nodes}
+    labels = graph.labels()
     node = labels.get(risk.artifact, risk.artifact)
     if risk.status == "flagged":
         text = (
