@@ -90,7 +90,7 @@ _DESCRIPTIONS: dict[int, str] = {
     404: "A referenced principal, key, artifact, attestation, log entry or eval run does not "
     "exist.",
     409: "The request contradicts what is recorded (already exists, already revoked, already "
-    "finished, or a concurrent write won).",
+    "finished, a digest prefix that matches several artifacts, or a concurrent write won).",
     413: "The request body exceeds the configured limit (`STUDBOOK_MAX_BODY_BYTES`).",
     422: "Well-formed, but refers to something that makes it impossible (an unknown parent, a "
     "cycle, a dataset where a model is needed).",
@@ -105,10 +105,10 @@ DOMAIN_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/v1/keys/{keyid}/revoke"): (403, 404, 409),
     ("GET", "/v1/attestations/{attestation_id}"): (404,),
     ("POST", "/v1/attestations"): (403, 404, 409, 422),
-    ("GET", "/v1/artifacts/{ref}"): (404,),
+    ("GET", "/v1/artifacts/{ref}"): (404, 409),  # 409: an ambiguous digest prefix
     ("GET", "/v1/log/proof/inclusion"): (404,),
-    ("POST", "/v1/checks/fine-tune"): (404, 422),
-    ("POST", "/v1/checks/shared-base"): (404, 422),
+    ("POST", "/v1/checks/fine-tune"): (404, 409, 422),
+    ("POST", "/v1/checks/shared-base"): (404, 409, 422),
     ("GET", "/v1/findings"): (404,),
     ("GET", "/v1/findings/{finding_id}"): (404,),
     ("POST", "/v1/evals"): (403, 404, 409, 422),

@@ -86,7 +86,8 @@ class ArtifactController(Controller):
         "/{ref:path}",
         sync_to_thread=True,
         summary="Show an artifact, or one of its views",
-        description="`<ref>` is an id, `sha256:<digest>` or `name@version`. Views: "
+        description="`<ref>` is an id, `sha256:<digest>`, a unique digest prefix of 12 or more "
+        "hex characters, or `name@version`. Views: "
         "`<ref>/lineage?direction=up|down&depth=N` (nodes and edges), `<ref>/risk` (flags and "
         "at-risk marks with explanations).",
     )
