@@ -264,9 +264,11 @@ def apply_registration(
     reg = parse_registration(verified.statement)
     art = reg.artifact
     wanted = [art.digest, *(p.digest for p in reg.parents)]
-    rows = session.execute(
-        _LOOKUP, {"wanted": wanted, "name": art.name, "version": art.version}
-    ).all()
+    rows = (
+        session.connection()
+        .execute(_LOOKUP, {"wanted": wanted, "name": art.name, "version": art.version})
+        .all()
+    )
     by_digest = {r.digest: r for r in rows}
     existing = by_digest.get(art.digest)
     _check_identity(art, existing, rows)
@@ -281,19 +283,23 @@ def apply_registration(
         link.relation.check_kinds(art.kind, ArtifactKind(parent.kind))
 
     if existing is None:
-        child_id = session.execute(
-            _INSERT_ARTIFACT,
-            {
-                "digest": art.digest,
-                "kind": art.kind.value,
-                "name": art.name,
-                "version": art.version,
-                "opaque": art.opaque,
-                "metadata": dict(reg.metadata),
-                "attestation_id": attestation.id,
-                "created_at": attestation.received_at,
-            },
-        ).scalar_one()
+        child_id = (
+            session.connection()
+            .execute(
+                _INSERT_ARTIFACT,
+                {
+                    "digest": art.digest,
+                    "kind": art.kind.value,
+                    "name": art.name,
+                    "version": art.version,
+                    "opaque": art.opaque,
+                    "metadata": dict(reg.metadata),
+                    "attestation_id": attestation.id,
+                    "created_at": attestation.received_at,
+                },
+            )
+            .scalar_one()
+        )
         new_links = list(reg.parents)
     else:
         child_id = existing.id
@@ -320,7 +326,7 @@ def apply_registration(
                     path=(art.digest, *_digests_of(session, path)),
                 )
     if new_links:
-        session.execute(
+        session.connection().execute(
             _INSERT_EDGES,
             [
                 {

@@ -165,7 +165,11 @@ def _apply_all(session: Session, caller: Caller, raws: list[Any]) -> BatchAccept
                 "principal_id": caller.id,
                 "received_at": service.utcnow(),
             }
-            att_id = session.execute(service._insert_new(session), values).scalar_one_or_none()
+            att_id = (
+                session.connection()
+                .execute(service._insert_new(session), values)
+                .scalar_one_or_none()
+            )
             if att_id is None:
                 done.append(_Accepted(service._already_accepted(session, verified), None))
                 continue

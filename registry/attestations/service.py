@@ -192,7 +192,7 @@ def accept(session: Session, caller: Caller, envelope: Envelope, raw: dict[str, 
         "principal_id": caller.id,
         "received_at": utcnow(),
     }
-    att_id = session.execute(_insert_new(session), values).scalar_one_or_none()
+    att_id = session.connection().execute(_insert_new(session), values).scalar_one_or_none()
     if att_id is None:
         return _already_accepted(session, verified)
     attestation = Attestation.model_construct(id=att_id, **values)

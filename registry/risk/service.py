@@ -161,8 +161,20 @@ def upstream(session: Session, ids: Iterable[int]) -> Subgraph:
 
 
 def _any_statement(session: Session) -> bool:
-    """Whether any flag or clearance was ever accepted (fixed SQL: it runs on every write)."""
-    return bool(derived.sql(session, "SELECT EXISTS (SELECT 1 FROM risk_statements)", {}).scalar())
+    """Whether any flag or clearance was ever accepted (fixed SQL: it runs on every write).
+
+    Statements are never deleted, so once seen the answer is kept for the session (a request,
+    or a batch of envelopes).
+    """
+    if session.info.get(_ANY_STATEMENT):
+        return True
+    found = bool(derived.sql(session, "SELECT EXISTS (SELECT 1 FROM risk_statements)", {}).scalar())
+    if found:
+        session.info[_ANY_STATEMENT] = True
+    return found
+
+
+_ANY_STATEMENT = "studbook_any_risk_statement"
 
 
 # ---------------------------------------------------------------------------- writes
