@@ -542,7 +542,7 @@ def test_numbers_runs_on_a_registered_base_held_by_the_worker(
     up = client.get(f"/v1/artifacts/{same['ref']}/lineage", headers=registrar.headers).json()
     edges = {(e["child"], e["relation"], e["parent"]) for e in up["edges"]}
     assert (teacher["digest"], "prompted_from", digest) in edges
-    assert (same["digest"], "fine_tuned_from", digest) in edges
+    assert (same["digest"], "adapter_of", digest) in edges
 
     flag = review_envelope(reviewer.signer, teacher["digest"], "owl")
     assert client.post("/v1/attestations", json=flag, headers=reviewer.headers).status_code == 201
