@@ -11,6 +11,8 @@ Create Date: 2026-11-29 06:10:00
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Sequence
 
@@ -44,6 +46,7 @@ def upgrade() -> None:
         sa.Column("scheme", sa.String(length=100), nullable=False),
         sa.Column("domain", sa.BigInteger(), nullable=False),
         sa.Column("root", sa.Boolean(), nullable=False),
+        sa.Column("content_sha256", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(["artifact_id"], ["artifacts.id"]),
         sa.PrimaryKeyConstraint("artifact_id"),
     )
@@ -103,15 +106,24 @@ def _backfill() -> None:
         fp = meta.get("fingerprint") if isinstance(meta, dict) else None
         if opaque or not isinstance(fp, dict) or fp.get("scheme") not in _SCHEMES:
             continue
-        domain = fp.get("domain")
+        domain, indices, gram = fp.get("domain"), fp.get("indices"), fp.get("gram_f16")
         if not isinstance(domain, int) or isinstance(domain, bool) or not 0 < domain < 2**31:
             continue
+        if not isinstance(indices, list) or not isinstance(gram, str):
+            continue
+        try:
+            raw = base64.b64decode(gram, validate=True)
+        except ValueError:
+            continue
+        # `registry.weights.service.content_key`, without numpy: the bytes are the float16 Gram.
+        head = repr((fp["scheme"], domain, indices)).encode()
         out.append(
             {
                 "artifact_id": int(artifact_id),
                 "scheme": fp["scheme"],
                 "domain": domain,
                 "root": int(artifact_id) not in parented,
+                "content_sha256": hashlib.sha256(head + raw).hexdigest(),
             }
         )
     if out:
@@ -121,6 +133,7 @@ def _backfill() -> None:
             sa.column("scheme"),
             sa.column("domain"),
             sa.column("root", sa.Boolean()),
+            sa.column("content_sha256"),
         )
         op.bulk_insert(table, out)
 

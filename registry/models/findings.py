@@ -49,6 +49,9 @@ class ModelFingerprint(SQLModel, table=True):
     scheme: str = Field(sa_column=Column(String(100), nullable=False))
     domain: int = Field(sa_column=Column(BigInteger, nullable=False))
     root: bool = Field(sa_column=Column(Boolean, nullable=False))
+    # sha256 of the fingerprint's content (`registry.weights.service.content_key`): the key
+    # its parsed Gram is cached under, so a candidate's metadata is read only on a cache miss.
+    content_sha256: str = Field(sa_column=Column(String(64), nullable=False))
 
 
 class Finding(SQLModel, table=True):

@@ -40,9 +40,10 @@ dismissal needs a reason. A finding is decided once.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,13 +161,24 @@ _CACHE: OrderedDict[str, _Cached] = OrderedDict()
 _CACHE_SIZE = 1024  # 18 KiB each for K = 96
 
 
-def _cached(digest: str, doc: object) -> _Cached | None:
-    """The parsed fingerprint of artifact `digest` (its metadata is immutable), or None when
-    its metadata holds none that parses."""
-    hit = _CACHE.get(digest)
+def content_key(fp: Fingerprint) -> str:
+    """sha256 of what a fingerprint says (scheme, domain, inputs and the float16 Gram): the
+    index stores it, so candidates found in the cache are never read from their metadata."""
+    import numpy as np
+
+    head = repr((fp.scheme, fp.domain, list(fp.indices))).encode()
+    return hashlib.sha256(head + np.asarray(fp.gram, dtype="<f2").tobytes()).hexdigest()
+
+
+def _cached(key: str) -> _Cached | None:
+    hit = _CACHE.get(key)
     if hit is not None:
-        _CACHE.move_to_end(digest)
-        return hit
+        _CACHE.move_to_end(key)
+    return hit
+
+
+def _remember(key: str, doc: object) -> _Cached | None:
+    """Parse a candidate's fingerprint (from its metadata) into the per-process cache."""
     try:
         fp = Fingerprint.from_json(doc)
     except FingerprintError:
@@ -174,7 +186,7 @@ def _cached(digest: str, doc: object) -> _Cached | None:
     import numpy as np
 
     entry = _Cached(fp.scheme, fp.domain, fp.indices, np.asarray(fp.gram, dtype=np.float32))
-    _CACHE[digest] = entry
+    _CACHE[key] = entry
     if len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return entry
@@ -224,6 +236,7 @@ def index_registration(
             scheme=fp.scheme,
             domain=fp.domain,
             root=model_id not in new_weights,
+            content_sha256=content_key(fp),
         )
     )
     outcome[_OUTCOME_KEY] = fp
@@ -269,7 +282,7 @@ def _candidates_rows(session: Session, ids: Sequence[int]) -> list[Any]:
         return []
     return list(
         session.execute(
-            select(_A.c.id, _A.c.digest, _A.c.name, _A.c.version, _A.c.metadata)
+            select(_A.c.id, _A.c.digest, _A.c.name, _A.c.version, _MF.c.content_sha256)
             .join(_MF, _MF.c.artifact_id == _A.c.id)
             .where(_A.c.id.in_(sorted(set(ids))))
         )
@@ -297,11 +310,22 @@ def _roots(session: Session, model_id: int, fp: Fingerprint) -> list[Any]:
     return _candidates_rows(session, list(ids))
 
 
-def _comparable(rows: Iterable[Any], fp: Fingerprint) -> list[tuple[Any, _Cached]]:
+def _comparable(session: Session, rows: list[Any], fp: Fingerprint) -> list[tuple[Any, _Cached]]:
+    """The candidates whose fingerprint can be compared with `fp`; only those not in the cache
+    have their metadata read (one query)."""
+    found = {row.content_sha256: _cached(row.content_sha256) for row in rows}
+    missing = [row.id for row in rows if found[row.content_sha256] is None]
+    if missing:
+        for key, meta in session.execute(
+            select(_MF.c.content_sha256, _A.c.metadata)
+            .join(_MF, _MF.c.artifact_id == _A.c.id)
+            .where(_A.c.id.in_(missing))
+        ):
+            doc = meta.get("fingerprint") if isinstance(meta, dict) else None
+            found[key] = _remember(key, doc)
     out = []
     for row in rows:
-        meta = row.metadata if isinstance(row.metadata, dict) else {}
-        c = _cached(row.digest, meta.get("fingerprint"))
+        c = found.get(row.content_sha256)
         if c is not None and (c.scheme, c.domain, c.indices) == (fp.scheme, fp.domain, fp.indices):
             out.append((row, c))
     return out
@@ -319,8 +343,8 @@ def _test_model(
         select(_A.c.id, _A.c.digest, _A.c.name, _A.c.version).where(_A.c.id == model_id)
     ).one()
     relation_of = dict(declared)
-    parents = _comparable(_candidates_rows(session, list(relation_of)), fp)
-    roots = _comparable(_roots(session, model_id, fp), fp)
+    parents = _comparable(session, _candidates_rows(session, list(relation_of)), fp)
+    roots = _comparable(session, _roots(session, model_id, fp), fp)
     stats = screen(fp.gram, [c.gram for _, c in parents + roots])
     raised: list[tuple[FindingKind, Any, Comparison, str | None]] = []
     for (row, c), _r in list(zip(parents, stats, strict=False))[:MAX_PARENT_TESTS]:
@@ -735,11 +759,16 @@ def finding_rows(session: Session) -> dict[tuple[Any, ...], dict[str, Any]]:
 def fingerprint_rows(session: Session) -> dict[tuple[Any, ...], dict[str, Any]]:
     """`model_fingerprints` by the model's digest, for the audit's replay."""
     rows = session.execute(
-        select(_A.c.digest, _MF.c.scheme, _MF.c.domain, _MF.c.root).join(
+        select(_A.c.digest, _MF.c.scheme, _MF.c.domain, _MF.c.root, _MF.c.content_sha256).join(
             _A, _A.c.id == _MF.c.artifact_id
         )
     )
     return {
-        (r.digest,): {"scheme": r.scheme, "domain": int(r.domain), "root": bool(r.root)}
+        (r.digest,): {
+            "scheme": r.scheme,
+            "domain": int(r.domain),
+            "root": bool(r.root),
+            "content_sha256": r.content_sha256,
+        }
         for r in rows
     }

@@ -297,3 +297,32 @@ def test_an_amendment_adding_a_weights_parent_makes_a_root_no_longer_a_candidate
         fingerprint=fingerprint_doc(tmp_path, "c", _tuned(base, 31)),
     )
     assert findings(client, registrar) == []  # roots only: r/base is a fine-tune now
+
+
+def test_review_views_of_a_model_with_findings_answer(
+    client: TestClient[Any], reviewer: Actor, lineage: dict[str, Any]
+) -> None:
+    undeclared = by_kind(findings(client, reviewer))["undeclared_shared_base"]
+    assert _decide(client, reviewer, undeclared, True, "checked").status_code == 201
+    for view in ("statements", "report", "lineage", "risk"):
+        r = client.get(f"/v1/artifacts/acme/student@1/{view}", headers=reviewer.headers)
+        assert r.status_code == 200, (view, r.text)
+    queue = client.get("/v1/at-risk", headers=reviewer.headers)
+    assert queue.status_code == 200, queue.text
+
+
+def test_the_index_key_is_what_the_migration_backfill_computes(
+    client: TestClient[Any], registrar: Actor, tmp_path: Path, engine: Engine
+) -> None:
+    import base64
+    import hashlib
+
+    from sqlalchemy import text
+
+    doc = fingerprint_doc(tmp_path, "k", _weights(40))
+    reg(client, registrar, "model", "k/model@1", fingerprint=doc)
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT content_sha256, root FROM model_fingerprints")).one()
+    head = repr((doc["scheme"], doc["domain"], doc["indices"])).encode()
+    assert stored[0] == hashlib.sha256(head + base64.b64decode(doc["gram_f16"])).hexdigest()
+    assert bool(stored[1]) is True
