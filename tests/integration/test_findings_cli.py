@@ -94,6 +94,7 @@ def test_register_signs_fingerprint_unless_told_or_unreadable(
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "model.bin").write_bytes(b"\x01" * 64)
+    (junk / "model.safetensors").write_bytes(b"\x01" * 4096)  # corrupt weights
     out = run(registrar, "register", "model", str(junk), "--name", "acme/junk", "--version", "1")
     assert out.exit_code == 0, out.output + out.stderr
     assert "registering without a fingerprint" in out.stderr
