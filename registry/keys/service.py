@@ -14,9 +14,10 @@ why in the terms of the key it names (unknown, revoked, another principal's) rat
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -207,6 +208,15 @@ class CallerVerifier(dsse.Verifier):
         return None
 
 
+# Every submission asks for the caller's keys: the query is built once, and a stored key's
+# parsed form is kept (parsing is pure; whether the key is active is read every time).
+_KEYS = SigningKey.__table__  # type: ignore[attr-defined]
+_CALLER_KEYS = select(_KEYS.c.keyid, _KEYS.c.public_key, _KEYS.c.revoked_at).where(
+    _KEYS.c.principal_id == bindparam("principal_id")
+)
+_public_key = functools.lru_cache(maxsize=4096)(dsse.load_public_key)
+
+
 def verifier_for(
     session: Session, caller: Caller, signature_keyids: Iterable[str]
 ) -> dsse.Verifier:
@@ -216,10 +226,8 @@ def verifier_for(
     `signature_keyids` are the keyids the envelope's signatures name: hints, looked up only to
     explain a refusal.
     """
-    rows = list(
-        session.scalars(select(SigningKey).where(SigningKey.principal_id == caller.id))  # type: ignore[arg-type]
-    )
-    active = {k.keyid: dsse.load_public_key(k.public_key) for k in rows if k.revoked_at is None}
+    rows = session.connection().execute(_CALLER_KEYS, {"principal_id": caller.id}).all()
+    active = {k.keyid: _public_key(k.public_key) for k in rows if k.revoked_at is None}
     named = sorted({k for k in signature_keyids if k} - set(active))
     known: dict[str, tuple[int, bool]] = {}
     if named:
