@@ -16,6 +16,7 @@ Preset intent:
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -401,10 +402,31 @@ def resolve_config(
     return config
 
 
+# Upper bounds: a job request is validated before it is queued, and a run that could never end
+# (a million seeds) would hold a worker forever.
+_MAXIMA = {
+    "seeds": 1000,
+    "threads": 256,
+    "generations": 10_000_000,
+    "train_size": 10_000_000,
+    "noise_samples": 10_000_000,
+    "examples": 10_000_000,
+}
+_MAX_OTHER_INT = 1_000_000
+
+
 def _check_ranges(config: Any) -> None:
-    """Reject values no run could use (zero seeds, negative sizes) with the field's name."""
+    """Reject values no run could use (zero or a million seeds, negative sizes) by field name."""
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            cap = _MAXIMA.get(f.name, _MAX_OTHER_INT)
+            if value > cap:
+                raise InvalidOverrideError(f.name, f"expected at most {cap}, got {value}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidOverrideError(f.name, f"expected a finite number, got {value}")
+        if isinstance(value, tuple) and len(value) > 64:
+            raise InvalidOverrideError(f.name, "expected at most 64 items")
         if f.name == "seeds" and value < 1:
             raise InvalidOverrideError(f.name, "expected at least 1")
         if f.name == "seeds" and isinstance(config, ToyLMConfig) and value < 2:

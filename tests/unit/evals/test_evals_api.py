@@ -78,3 +78,21 @@ def test_refuses_to_overwrite_a_result(tmp_path) -> None:  # type: ignore[no-unt
     (tmp_path / "result.json").write_text(json.dumps({}))
     with pytest.raises(EvalError, match="already holds"):
         run_experiment("digits", "smoke", {}, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"seeds": 2**62}, "seeds"),
+        ({"generations": 10**9}, "generations"),
+        ({"lr": float("inf")}, "lr"),
+        ({"eval_samples": 10**7}, "eval_samples"),
+        ({"banned_numbers": list(range(100))}, "banned_numbers"),
+    ],
+)
+def test_runs_that_could_never_end_are_refused_by_field(override: dict, field: str) -> None:
+    from evals.errors import InvalidOverrideError
+
+    with pytest.raises(InvalidOverrideError) as err:
+        resolve_config("numbers", "smoke", override)
+    assert field in str(err.value)
