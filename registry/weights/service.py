@@ -15,8 +15,9 @@ A new fingerprinted model is tested against
 - each declared weights-lineage parent that has a fingerprint (`prompted_from` excluded: a
   prompted model has its parent's weights by definition): comparable and not shared is a
   `declared_parent_contradicted` finding;
-- the `ROOT_CANDIDATES` most recent root models of the same scheme and domain that are not among
-  its declared weights ancestors: shared is an `undeclared_shared_base` finding.
+- root models of the same scheme and domain registered before it and not among its declared
+  weights ancestors (the `ROOT_CANDIDATES` most recent, and as many of the most recent that have
+  a weights child): shared is an `undeclared_shared_base` finding.
 
 The work is bounded: candidates are read by index, their Grams are cached per process, the
 statistic is computed for all of them at once (`lineage.findings.screen`), and the permutation
@@ -118,7 +119,8 @@ log = logging.getLogger("studbook.weights")
 SERVER_PRINCIPAL = "studbook-registry"
 """The principal the registry's own statements (findings) are attested by; its key is the log's."""
 ROOT_CANDIDATES = 200
-"""Most recent root models of the same input space a new model is tested against."""
+"""Most recent root models of the same input space a new model is tested against, and as many
+again of the most recent roots that have a weights child (the bases people build on)."""
 MAX_ROOT_TESTS = 8
 """Roots (highest statistic first, at or above `MIN_EFFECT`) given the permutation test."""
 MAX_PARENT_TESTS = 16
@@ -290,24 +292,40 @@ def _candidates_rows(session: Session, ids: Sequence[int]) -> list[Any]:
 
 
 def _roots(session: Session, model_id: int, fp: Fingerprint) -> list[Any]:
-    """The most recent roots of `fp`'s input space registered before the model, other than its
-    declared ancestors."""
+    """Roots of `fp`'s input space registered before the model, other than its declared
+    ancestors: the `ROOT_CANDIDATES` most recent, and the `ROOT_CANDIDATES` most recent that are
+    bases of something (a weights child), so a popular base is never pushed out of reach by a
+    flood of newer unrelated roots."""
     ancestors = select(_WA.c.ancestor_id).where(_WA.c.model_id == model_id)
-    ids = session.scalars(
-        select(_MF.c.artifact_id)
-        .where(
-            _MF.c.scheme == fp.scheme,
-            _MF.c.domain == fp.domain,
-            _MF.c.root.is_(True),
-            # Registered before it: a later root is tested against this model when it comes
-            # (the same pair once, in one direction, even within a batch).
-            _MF.c.artifact_id < model_id,
-            _MF.c.artifact_id.not_in(ancestors),
+    space = (
+        _MF.c.scheme == fp.scheme,
+        _MF.c.domain == fp.domain,
+        _MF.c.root.is_(True),
+        # Registered before it: a later root is tested against this model when it comes
+        # (the same pair once, in one direction, even within a batch).
+        _MF.c.artifact_id < model_id,
+        _MF.c.artifact_id.not_in(ancestors),
+    )
+    has_child = (
+        select(_E.c.id)
+        .where(_E.c.parent_id == _MF.c.artifact_id, _E.c.relation.in_(_WEIGHTS))
+        .exists()
+    )
+    newest = _MF.c.artifact_id.desc()
+    ids = set(
+        session.scalars(
+            select(_MF.c.artifact_id).where(*space).order_by(newest).limit(ROOT_CANDIDATES)
         )
-        .order_by(_MF.c.artifact_id.desc())
-        .limit(ROOT_CANDIDATES)
-    ).all()
-    return _candidates_rows(session, list(ids))
+    )
+    ids.update(
+        session.scalars(
+            select(_MF.c.artifact_id)
+            .where(*space, has_child)
+            .order_by(newest)
+            .limit(ROOT_CANDIDATES)
+        )
+    )
+    return _candidates_rows(session, sorted(ids, reverse=True))
 
 
 def _comparable(session: Session, rows: list[Any], fp: Fingerprint) -> list[tuple[Any, _Cached]]:

@@ -326,3 +326,32 @@ def test_the_index_key_is_what_the_migration_backfill_computes(
     head = repr((doc["scheme"], doc["domain"], doc["indices"])).encode()
     assert stored[0] == hashlib.sha256(head + base64.b64decode(doc["gram_f16"])).hexdigest()
     assert bool(stored[1]) is True
+
+
+def test_a_base_with_children_stays_a_candidate_past_the_recency_cap(
+    client: TestClient[Any],
+    registrar: Actor,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from registry.weights import service
+
+    monkeypatch.setattr(service, "ROOT_CANDIDATES", 2)
+    base = _weights(50)
+    reg(client, registrar, "model", "p/base@1", fingerprint=fingerprint_doc(tmp_path, "b", base))
+    reg(client, registrar, "model", "p/tuned@1", [("fine_tuned_from", "p/base@1")])
+    for i in range(3):  # newer unrelated roots fill the recency cap
+        doc = fingerprint_doc(tmp_path, f"n{i}", _weights(60 + i))
+        reg(client, registrar, "model", f"p/new{i}@1", fingerprint=doc)
+    lone = _weights(70)
+    reg(client, registrar, "model", "p/lone@1", fingerprint=fingerprint_doc(tmp_path, "l", lone))
+    for i in range(2):
+        doc = fingerprint_doc(tmp_path, f"m{i}", _weights(80 + i))
+        reg(client, registrar, "model", f"p/more{i}@1", fingerprint=doc)
+    copy_doc = fingerprint_doc(tmp_path, "c", _tuned(base, 51))
+    reg(client, registrar, "model", "p/copy@1", fingerprint=copy_doc)
+    lone_doc = fingerprint_doc(tmp_path, "lc", _tuned(lone, 71))
+    reg(client, registrar, "model", "p/lone-copy@1", fingerprint=lone_doc)
+    got = {(f["model_ref"], f["other_ref"]) for f in findings(client, registrar)}
+    # The base people built on is found; a childless root past the cap is not (the bound).
+    assert got == {("p/copy@1", "p/base@1")}
