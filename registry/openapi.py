@@ -109,7 +109,7 @@ DOMAIN_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/v1/log/proof/inclusion"): (404,),
     ("POST", "/v1/checks/fine-tune"): (404, 409, 422),
     ("POST", "/v1/checks/shared-base"): (404, 409, 422),
-    ("GET", "/v1/findings"): (404,),
+    ("GET", "/v1/findings"): (404, 409),
     ("GET", "/v1/findings/{finding_id}"): (404,),
     ("POST", "/v1/evals"): (403, 404, 409, 422),
     ("GET", "/v1/evals/{run_id}"): (404,),
