@@ -251,12 +251,22 @@ def test_registration(
     fingerprinted model. They run before the transaction commits (`_run_pending`), once the
     registration's own log leaf is written, so the findings follow it in the log."""
     fp = outcome.get(_OUTCOME_KEY)
-    if not isinstance(fp, Fingerprint):
-        return
-    pending = session.info.setdefault(_PENDING, [])
-    pending.append(
-        (attestation.payload_digest, int(outcome["artifact_id"]), fp, _declared(outcome))
-    )
+    if isinstance(fp, Fingerprint):
+        pending = session.info.setdefault(_PENDING, [])
+        pending.append(
+            (attestation.payload_digest, int(outcome["artifact_id"]), fp, _declared(outcome))
+        )
+    elif (
+        verified.predicate_type == REGISTRATION_PREDICATE
+        and not outcome.get("created")
+        and _declared(outcome)
+    ):
+        # An amendment declaring new weights parents: those claims are tested too (against
+        # the model's stored fingerprint, if it has one); the roots were tested when it came.
+        pending = session.info.setdefault(_PENDING, [])
+        pending.append(
+            (attestation.payload_digest, int(outcome["artifact_id"]), None, _declared(outcome))
+        )
 
 
 def _declared(outcome: dict[str, Any]) -> list[tuple[int, str]]:
@@ -271,7 +281,14 @@ def _declared(outcome: dict[str, Any]) -> list[tuple[int, str]]:
 def _run_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     for registration, model_id, fp, declared in pending or ():
-        _test_model(session, registration, model_id, fp, declared)
+        if fp is None:  # an amendment: the model's own stored fingerprint, if any
+            own = _comparable(session, _candidates_rows(session, [model_id]), None)
+            if not own:
+                continue
+            fp = own[0][1].fingerprint()
+            _test_model(session, registration, model_id, fp, declared, roots=False)
+        else:
+            _test_model(session, registration, model_id, fp, declared)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -328,7 +345,9 @@ def _roots(session: Session, model_id: int, fp: Fingerprint) -> list[Any]:
     return _candidates_rows(session, sorted(ids, reverse=True))
 
 
-def _comparable(session: Session, rows: list[Any], fp: Fingerprint) -> list[tuple[Any, _Cached]]:
+def _comparable(
+    session: Session, rows: list[Any], fp: Fingerprint | None
+) -> list[tuple[Any, _Cached]]:
     """The candidates whose fingerprint can be compared with `fp`; only those not in the cache
     have their metadata read (one query)."""
     found = {row.content_sha256: _cached(row.content_sha256) for row in rows}
@@ -344,7 +363,9 @@ def _comparable(session: Session, rows: list[Any], fp: Fingerprint) -> list[tupl
     out = []
     for row in rows:
         c = found.get(row.content_sha256)
-        if c is not None and (c.scheme, c.domain, c.indices) == (fp.scheme, fp.domain, fp.indices):
+        if c is not None and (
+            fp is None or (c.scheme, c.domain, c.indices) == (fp.scheme, fp.domain, fp.indices)
+        ):
             out.append((row, c))
     return out
 
@@ -355,15 +376,17 @@ def _test_model(
     model_id: int,
     fp: Fingerprint,
     declared: list[tuple[int, str]],
+    *,
+    roots: bool = True,
 ) -> None:
-    """Test one new model against its declared parents and the roots; raise the findings."""
+    """Test one model against its declared parents (and the roots); raise the findings."""
     model = session.execute(
         select(_A.c.id, _A.c.digest, _A.c.name, _A.c.version).where(_A.c.id == model_id)
     ).one()
     relation_of = dict(declared)
     parents = _comparable(session, _candidates_rows(session, list(relation_of)), fp)
-    roots = _comparable(session, _roots(session, model_id, fp), fp)
-    stats = screen(fp.gram, [c.gram for _, c in parents + roots])
+    candidates = _comparable(session, _roots(session, model_id, fp), fp) if roots else []
+    stats = screen(fp.gram, [c.gram for _, c in parents + candidates])
     raised: list[tuple[FindingKind, Any, Comparison, str | None]] = []
     for (row, c), _r in list(zip(parents, stats, strict=False))[:MAX_PARENT_TESTS]:
         result = shared_base(fp, c.fingerprint(), permutations=PERMUTATIONS)
@@ -373,7 +396,7 @@ def _test_model(
     ranked = sorted(
         (
             (r, row, c)
-            for (row, c), r in zip(roots, stats[len(parents) :], strict=True)
+            for (row, c), r in zip(candidates, stats[len(parents) :], strict=True)
             if r >= MIN_EFFECT
         ),
         key=lambda t: -t[0],
@@ -441,6 +464,13 @@ def _raise(
     from ..log.service import append, notary_for
 
     assert result.statistic is not None and result.p_value is not None
+    raised = session.scalar(
+        select(_F.c.id).where(
+            _F.c.kind == kind.value, _F.c.model_id == model.id, _F.c.other_id == other.id
+        )
+    )
+    if raised is not None:  # one finding per pair and kind (an amendment may meet it again)
+        return
     signer, server_id = _server_signer(session)
     statement = finding_statement(
         kind,

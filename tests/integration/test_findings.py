@@ -355,3 +355,37 @@ def test_a_base_with_children_stays_a_candidate_past_the_recency_cap(
     got = {(f["model_ref"], f["other_ref"]) for f in findings(client, registrar)}
     # The base people built on is found; a childless root past the cap is not (the bound).
     assert got == {("p/copy@1", "p/base@1")}
+
+
+def test_an_amendment_declaring_a_false_parent_is_tested_too(
+    client: TestClient[Any], registrar: Actor, tmp_path: Path, engine: Engine
+) -> None:
+    base, other = _weights(90), _weights(91)
+    reg(client, registrar, "model", "a/base@1", fingerprint=fingerprint_doc(tmp_path, "b", base))
+    reg(client, registrar, "model", "a/other@1", fingerprint=fingerprint_doc(tmp_path, "o", other))
+    student = fingerprint_doc(tmp_path, "s", _tuned(base, 92))
+    reg(
+        client,
+        registrar,
+        "model",
+        "a/student@1",
+        [("fine_tuned_from", "a/base@1")],
+        fingerprint=student,
+    )
+    assert findings(client, registrar) == []  # the truth was declared
+    for relation in ("merged_from", "adapter_of"):  # the owner adds a false parent, twice
+        env = registration_envelope(
+            registrar.signer,
+            "model",
+            "a/student@1",
+            [("fine_tuned_from", digest_of("a/base@1")), (relation, digest_of("a/other@1"))],
+            metadata={"fingerprint": student},
+        )
+        r = post(client, registrar, env)
+        assert r.status_code == 201 and r.json()["amended"], r.text
+    rows = findings(client, registrar)
+    assert [(f["kind"], f["other_ref"], f["relation"]) for f in rows] == [
+        ("declared_parent_contradicted", "a/other@1", "merged_from")
+    ]  # one finding per pair and kind
+    report = audit(engine)
+    assert report.ok, [str(f) for f in report.findings]
