@@ -19,6 +19,9 @@ A new fingerprinted model is tested against
   weights ancestors (the `ROOT_CANDIDATES` most recent, and as many of the most recent that have
   a weights child): shared is an `undeclared_shared_base` finding.
 
+An amendment that declares new weights parents has those tested against the model's stored
+fingerprint. A pair gets one finding of each kind.
+
 The work is bounded: candidates are read by index, their Grams are cached per process, the
 statistic is computed for all of them at once (`lineage.findings.screen`), and the permutation
 test (`PERMUTATIONS` relabellings, fixed here) runs only where it can change the answer: for at
@@ -35,7 +38,7 @@ the admin role and the handler accepts it only from the registry's principal (a 
 **Decisions** are reviewers' signed statements (`apply_decision`): a confirmation of an undeclared
 shared base adds the `initialized_from` edge model -> base, asserted by that statement, and hands
 it to the risk hook like a registration's new edge, so the model becomes at risk where the rule
-says so; a confirmed contradiction is recorded (edges are never removed; the report shows it); a
+says so; a confirmed contradiction is recorded as decided (edges are never removed); a
 dismissal needs a reason. A finding is decided once.
 """
 
