@@ -54,6 +54,7 @@ class FindingPublic(BaseModel):
         description="sha256 of the registry's signed finding statement: decisions name it"
     )
     attestation_id: int = Field(description="The registry's finding statement (in the log)")
+    log_index: int | None = Field(description="The finding statement's index in the log")
     decision_attestation_id: int | None
     decision_reason: str | None
     created_at: UtcDateTime

@@ -95,6 +95,7 @@ from ..errors import (
 )
 from ..models import Artifact, Attestation, LineageEdge, Principal, SigningKey, utcnow
 from ..models.findings import Finding, ModelFingerprint
+from ..models.log import LogEntry
 from ..models.risk import WeightsAncestor
 from .schemas import FindingPublic, FindingsPublic, SharedBasePublic
 
@@ -140,6 +141,7 @@ _ATT = Attestation.__table__  # type: ignore[attr-defined]
 _F = Finding.__table__  # type: ignore[attr-defined]
 _MF = ModelFingerprint.__table__  # type: ignore[attr-defined]
 _WA = WeightsAncestor.__table__  # type: ignore[attr-defined]
+_LOG = LogEntry.__table__  # type: ignore[attr-defined]
 _WEIGHTS = tuple(r.value for r in Relation if r.is_weights)
 _SHARES_BY_DEFINITION = {Relation.PROMPTED_FROM.value}
 _PENDING = "studbook.weights.pending"
@@ -657,8 +659,10 @@ def _public_rows(session: Session, where: Any, limit: int, offset: int) -> list[
             (model.c.name + "@" + model.c.version).label("model_ref"),
             other.c.digest.label("other_digest"),
             (other.c.name + "@" + other.c.version).label("other_ref"),
+            _LOG.c.idx.label("log_index"),
         )
         .join(_ATT, _ATT.c.id == _F.c.attestation_id)
+        .outerjoin(_LOG, _LOG.c.attestation_id == _F.c.attestation_id)
         .join(model, model.c.id == _F.c.model_id)
         .join(other, other.c.id == _F.c.other_id)
         .where(where)
@@ -682,6 +686,7 @@ def _public_rows(session: Session, where: Any, limit: int, offset: int) -> list[
             reason=r.reason,
             statement=r.payload_digest,
             attestation_id=r.attestation_id,
+            log_index=r.log_index,
             decision_attestation_id=r.decision_attestation_id,
             decision_reason=r.decision_reason,
             created_at=r.created_at,

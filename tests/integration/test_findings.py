@@ -133,6 +133,7 @@ def test_false_parent_raises_both_findings(
         "/v1/log/proof/inclusion", params={"payload_digest": undeclared["statement"]}
     )
     assert proof.status_code == 200, proof.text
+    assert proof.json()["log_index"] == undeclared["log_index"]
     # The teacher's declared parent is its real base: nothing was raised about it.
     assert all(f["model_ref"] == "acme/student@1" for f in rows)
     one = client.get(f"/v1/findings/{undeclared['id']}", headers=registrar.headers)
