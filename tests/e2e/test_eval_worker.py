@@ -44,7 +44,7 @@ def test_serve_alone_runs_an_eval_and_the_cli_follows_it(
     monkeypatch.setenv("STUDBOOK_EVAL_NICE", "0")  # a test on a shared machine: no handicap
     monkeypatch.setenv("STUDBOOK_EVAL_IDLE_PRIORITY", "false")
     data = tmp_path / "data"
-    data.mkdir()
+    data.mkdir(mode=0o700)  # `serve` refuses a data folder others can read
     srv = Server(data, f"sqlite:///{data / 'studbook.db'}")
     srv.start()
     try:
