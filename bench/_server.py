@@ -159,7 +159,9 @@ def _wait(url: str, proc: subprocess.Popen[bytes], data_dir: Path) -> None:
 
 @contextlib.contextmanager
 def serve_existing(
-    database_url: str, extra_args: tuple[str, ...] = ()
+    database_url: str,
+    extra_args: tuple[str, ...] = (),
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Serve an already-populated database (a bulk load); yields the URL and the process.
 
@@ -167,7 +169,7 @@ def serve_existing(
     """
     with contextlib.ExitStack() as stack:
         data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="studbook-bench-")))
-        env = {**os.environ, "STUDBOOK_DATA_DIR": str(data_dir)}
+        env = {**os.environ, "STUDBOOK_DATA_DIR": str(data_dir), **(extra_env or {})}
         env["STUDBOOK_DATABASE_URL"] = database_url
         port = free_port()
         log = open(data_dir / "server.log", "wb")  # noqa: SIM115 (closed by the stack)

@@ -821,7 +821,7 @@ def run_db(world: World, db: str, args: argparse.Namespace) -> DbResult:
             say("    " + line)
 
         if args.http:
-            http_phase(world, engine, url, answers, risk_answers)
+            http_phase(world, engine, url, answers, risk_answers, tmp / "log-key.pem")
 
         # Flag propagation on the ~10k-descendant teacher.
         propagation = propagate(world, engine, dialect)
@@ -913,9 +913,12 @@ def http_phase(
     url: str,
     answers: dict[str, list[tuple[Any, ...]]],
     risk_answers: dict[str, list[tuple[str, int]]],
+    key_file: Path,
 ) -> None:
     """The same checks and risk queries over HTTP against `studbook serve` on this database,
-    each answer compared with the in-process one (itself compared with the reference)."""
+    each answer compared with the in-process one (itself compared with the reference).
+
+    The server keeps the log key in `key_file`, where the end-to-end flag later finds it."""
     import httpx
     from _server import serve_existing
 
