@@ -13,7 +13,7 @@ their initialisation); for a network without a vocabulary, the columns of its fi
 matrix (one per input feature). A Gram matrix ``E Eᵀ`` is unchanged by any orthogonal transform
 of the hidden space (``E -> E Q``), so permuting or rotating hidden units, the cheap ways to
 disguise a copy, leave it exactly as it was; normalising rows makes it blind to rescaling. The
-upper triangle is stored as float16: 8,128 numbers (16 KiB) for ``K = 128``, small enough to sign
+upper triangle is stored as float16: 4,560 numbers (9 KiB) for ``K = 96``, small enough to sign
 and keep with a registration.
 
 **The test** is the Pearson correlation ``r`` between two fingerprints' upper triangles, and its
@@ -66,7 +66,7 @@ __all__ = [
 
 EMBEDDING_SCHEME = "studbook.dev/fingerprint/embedding-gram/v1"
 FIRST_LAYER_SCHEME = "studbook.dev/fingerprint/first-layer-gram/v1"
-DEFAULT_TOKENS = 128
+DEFAULT_TOKENS = 96
 MAX_FEATURES = 256  # first-layer inputs kept (evenly spaced) for wide inputs such as MNIST's 784
 PERMUTATIONS = 999
 ALPHA = 0.01
@@ -101,7 +101,7 @@ class Fingerprint:
     tensor: str
 
     def to_json(self) -> dict[str, Any]:
-        """JSON form: the Gram as base64 of little-endian float16 (16 KiB for K = 128)."""
+        """JSON form: the Gram as base64 of little-endian float16 (9 KiB for K = 96)."""
         import numpy as np
 
         raw = np.asarray(self.gram, dtype="<f2").tobytes()
@@ -296,8 +296,15 @@ def fingerprint_path(path: str | Path, *, tokens: int = DEFAULT_TOKENS) -> Finge
 
 
 def _from_safetensors(files: list[Path], tokens: int) -> Fingerprint:
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
+    try:
+        return _read_safetensors(files, tokens, safe_open)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise FingerprintError(f"unreadable safetensors weights: {exc}") from exc
+
+
+def _read_safetensors(files: list[Path], tokens: int, safe_open: Any) -> Fingerprint:
     names: dict[str, Path] = {}
     for f in files:
         with safe_open(str(f), "np") as fh:
@@ -321,7 +328,10 @@ def _from_gguf(path: Path, tokens: int) -> Fingerprint:
         from gguf.quants import dequantize
     except ImportError as exc:
         raise FingerprintError("reading GGUF files needs the gguf package") from exc
-    reader = GGUFReader(str(path))
+    try:
+        reader = GGUFReader(str(path))
+    except (OSError, ValueError, KeyError) as exc:
+        raise FingerprintError(f"unreadable GGUF file: {exc}") from exc
     for tensor in reader.tensors:
         if tensor.name == "token_embd.weight":
             values = dequantize(tensor.data, tensor.tensor_type)
