@@ -154,6 +154,10 @@ def sign_in(driver: Any, url: str, token: str) -> None:
     field.clear()
     field.send_keys(token)
     driver.find_element(By.ID, "signin").click()
+    # Signed in once the page has moved on to the queue (an earlier session's sign-out button
+    # may already be showing, so that alone proves nothing).
+    wait.until(lambda d: d.execute_script("return location.hash") == "#/queue")
+    wait.until(ec.presence_of_element_located((By.ID, "since")))
     wait.until(ec.visibility_of_element_located((By.ID, "signout")))
 
 

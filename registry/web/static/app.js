@@ -6,7 +6,7 @@
 // HttpOnly cookie, and state-changing calls echo the CSRF cookie in X-CSRF-Token.
 
 const $ = (id) => document.getElementById(id);
-const state = { me: null, lastRoute: null };
+const state = { me: null, lastRoute: null, gen: 0 };
 
 // ---------------------------------------------------------------------------- small helpers
 function h(tag, attrs, ...children) {
@@ -660,17 +660,25 @@ async function route() {
     if (!state.me) { location.hash = "#/signin"; return; }
   }
   for (const a of document.querySelectorAll("#nav a")) a.setAttribute("aria-current", path.startsWith("/" + a.dataset.view) ? "page" : "false");
+  // Views render off-screen and replace the page only if no later navigation started meanwhile:
+  // a slow answer for an old fragment must never overwrite the page the user moved on to.
+  const gen = ++state.gen;
+  const view = h("div", { class: "view" });
+  if (path !== "/signin") busy(main);
   try {
-    if (path === "/signin") viewSignin(main);
-    else if (path === "/queue" || path === "/") await viewQueue(main, params);
-    else if (path === "/browse") await viewBrowse(main, params);
-    else if (path === "/log") await viewLog(main);
-    else if (path.startsWith("/artifact/")) await viewArtifact(main, decodeURIComponent(path.slice(10)));
-    else if (path.startsWith("/report/")) await viewReport(main, decodeURIComponent(path.slice(8)));
-    else main.replaceChildren(h("p", {}, "No such page."));
+    if (path === "/signin") { viewSignin(main); state.lastRoute = path; return; }
+    else if (path === "/queue" || path === "/") await viewQueue(view, params);
+    else if (path === "/browse") await viewBrowse(view, params);
+    else if (path === "/log") await viewLog(view);
+    else if (path.startsWith("/artifact/")) await viewArtifact(view, decodeURIComponent(path.slice(10)));
+    else if (path.startsWith("/report/")) await viewReport(view, decodeURIComponent(path.slice(8)));
+    else view.replaceChildren(h("p", {}, "No such page."));
+    if (gen !== state.gen) return;
+    main.replaceChildren(view);
     if (state.lastRoute !== null && state.lastRoute !== path) main.focus();
     state.lastRoute = path;
   } catch (e) {
+    if (gen !== state.gen) return;
     say(e.message);
     main.replaceChildren(h("p", { class: "bad", id: "error" }, e.message));
   }
