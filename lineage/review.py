@@ -26,20 +26,22 @@ __all__ = [
     "MAX_ACCEPTANCE_DAYS",
     "AcceptanceClaim",
     "ReviewClaim",
+    "acceptance_statement",
     "clearance_statement",
     "flag_statement",
+    "parse_acceptance",
     "parse_review",
 ]
 
 FLAG_PREDICATE = "https://studbook.dev/attestations/flag/v1"
 CLEARANCE_PREDICATE = "https://studbook.dev/attestations/clearance/v1"
-
-MAX_TRAIT = 100
 ACCEPTANCE_PREDICATE = "https://studbook.dev/attestations/risk-acceptance/v1"
 """A reviewer accepts a model's risk for a trait, for a time: the model leaves the review queue
 until `expires`, and nothing else changes (the mark stays, and still propagates; an acceptance is
 a decision to live with a risk, not evidence against it, which is what a clearance is)."""
 MAX_ACCEPTANCE_DAYS = 366
+
+MAX_TRAIT = 100
 MAX_REASON = 4000
 MAX_EVIDENCE = 50
 
