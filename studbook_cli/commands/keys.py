@@ -50,15 +50,23 @@ def _write_private(path: Path, data: bytes, *, force: bool) -> None:
     help="Private key file (default STUDBOOK_KEY_FILE or the data folder's signing-key.pem).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing key file.")
+@click.option(
+    "--algorithm",
+    type=click.Choice([a.value for a in dsse.KeyAlgorithm]),
+    default=dsse.KeyAlgorithm.ED25519.value,
+    show_default=True,
+    help="Ed25519, or ECDSA P-256/P-384 (the curves OpenSSF model-signing signs with).",
+)
 @json_option
 @click.pass_obj
-def keygen(ctx: Ctx, out: Path | None, force: bool) -> None:
-    """Create an Ed25519 signing key (PEM, mode 0600) and print its public key."""
+def keygen(ctx: Ctx, out: Path | None, force: bool, algorithm: str) -> None:
+    """Create a signing key (PEM, mode 0600) and print its public key."""
     path = ctx.key_path(out)
-    key = dsse.generate_private_key()
+    key = dsse.generate_private_key(algorithm)
     _write_private(path, dsse.private_key_pem(key), force=force)
     info = {
         "private_key_file": str(path),
+        "algorithm": algorithm,
         "keyid": dsse.keyid(key.public_key()),
         "public_key": dsse.public_key_text(key.public_key()),
     }

@@ -276,3 +276,17 @@ def test_keygen_writes_0600_and_never_widens(tmp_path: Path) -> None:
     got, out = _run(["keygen", "--json"], {"STUDBOOK_KEY_FILE": str(tmp_path / "env.pem")})
     assert got == 0 and json.loads(out)["private_key_file"] == str(tmp_path / "env.pem")
     assert os.stat(tmp_path / "env.pem").st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("algorithm", ["ed25519", "ecdsa-p256", "ecdsa-p384"])
+def test_keygen_algorithms(tmp_path: Path, algorithm: str) -> None:
+    from lineage import dsse
+
+    key = tmp_path / f"{algorithm}.pem"
+    got, out = _run(["keygen", "--json", "--algorithm", algorithm, "--out", str(key)])
+    assert got == 0, out
+    info = json.loads(out)
+    loaded = dsse.load_private_key(key.read_bytes())
+    assert info["algorithm"] == algorithm == dsse.algorithm_of(loaded).value
+    assert info["keyid"] == dsse.keyid(loaded.public_key())
+    assert _run(["keygen", "--algorithm", "rsa", "--out", str(tmp_path / "x.pem")])[0] == 3
