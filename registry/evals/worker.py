@@ -156,13 +156,15 @@ def ensure_identity(engine: Engine, settings: Settings) -> Identity:
 
 def install_ingest(engine: Engine, settings: Settings) -> None:
     """Set up what `submit` needs in a worker process, as `create_app` does in the API: the
-    log's hooks and key, the risk engine, and the eval-result predicate."""
+    log's hooks and key, the risk engine, weights findings, and the eval-result predicate."""
     from ..log.service import install as install_log
     from ..risk import install as install_risk
+    from ..weights import install as install_weights
     from . import install_predicates
 
     install_log(engine, settings)
     install_risk()
+    install_weights()  # after risk, as in create_app
     install_predicates()
 
 

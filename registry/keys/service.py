@@ -123,6 +123,11 @@ def list_keys(session: Session, owner: str | None = None) -> list[KeyPublic]:
     return [to_public(k, n) for k, n in session.execute(stmt.order_by(SigningKey.created_at))]  # type: ignore[arg-type]
 
 
+# The principal the registry signs its own statements (weights findings) as; see
+# registry/weights/service.py, which creates it with the log key on first use.
+REGISTRY_PRINCIPAL = "studbook-registry"
+
+
 def revoke_key(session: Session, caller: Caller, kid: str) -> KeyPublic:
     """Revoke a key (its owner or an admin); commits. Signatures made with it before stay
     stored, but it can sign nothing new."""
@@ -134,6 +139,12 @@ def revoke_key(session: Session, caller: Caller, kid: str) -> KeyPublic:
     assert owner is not None  # foreign key
     if owner.id != caller.id and caller.role is not Role.ADMIN:
         raise PermissionDeniedError("only the key's owner or an admin can revoke it", field="keyid")
+    if owner.name == REGISTRY_PRINCIPAL:
+        # The registry's own key is the log's checkpoint key, with which it signs its findings;
+        # it changes only with the log key (a rotation registers the new one automatically).
+        raise ConflictError(
+            "the registry's own key is the log key; it cannot be revoked here", field="keyid"
+        )
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         session.add(key)

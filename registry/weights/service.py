@@ -93,6 +93,7 @@ from ..errors import (
     RegistryError,
     UnprocessableError,
 )
+from ..keys.service import REGISTRY_PRINCIPAL
 from ..models import Artifact, Attestation, LineageEdge, Principal, SigningKey, utcnow
 from ..models.findings import Finding, ModelFingerprint
 from ..models.log import LogEntry
@@ -120,7 +121,7 @@ __all__ = [
 
 log = logging.getLogger("studbook.weights")
 
-SERVER_PRINCIPAL = "studbook-registry"
+SERVER_PRINCIPAL = REGISTRY_PRINCIPAL
 """The principal the registry's own statements (findings) are attested by; its key is the log's."""
 ROOT_CANDIDATES = 200
 """Most recent root models of the same input space a new model is tested against, and as many

@@ -171,3 +171,25 @@ def test_concurrent_decisions_decide_once(
     assert got["status"] in ("confirmed", "dismissed")
     report = audit(engine)
     assert report.ok, [str(x) for x in report.findings]
+
+
+def test_the_registrys_own_key_cannot_be_revoked(
+    client: TestClient[Any], engine: Engine, admin_token: str
+) -> None:
+    """The registry signs findings with the log key as `studbook-registry`; revoking that key
+    through the keys API would make every later finding unsignable, so it is refused."""
+    from sqlmodel import Session
+
+    from registry.weights.service import SERVER_PRINCIPAL, _server_signer
+
+    with Session(engine) as session:
+        signer, _ = _server_signer(session)
+        session.commit()
+    keyid = signer.keyid
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    keys = client.get("/v1/keys", headers=headers).json()["data"]
+    assert {k["principal"] for k in keys if k["keyid"] == keyid} == {SERVER_PRINCIPAL}
+    answer = client.post(f"/v1/keys/{keyid}/revoke", headers=headers)
+    assert answer.status_code == 409 and answer.json()["field"] == "keyid"
+    keys = client.get("/v1/keys", headers=headers).json()["data"]
+    assert [k["revoked_at"] for k in keys if k["keyid"] == keyid] == [None]
