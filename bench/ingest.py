@@ -6,7 +6,8 @@ them), signs every registration up front, then posts them to a real `studbook se
 on PostgreSQL: once from a single client, once from several concurrent clients. Concurrency runs
 level by level (every parent is registered before its children are sent).
 
-    python bench/ingest.py [--n 10000] [--clients 8] [--db sqlite,postgres] [--runner uvicorn,granian]
+    python bench/ingest.py [--n 10000] [--clients 8] [--db sqlite,postgres]
+                            [--runner uvicorn,granian]
 """
 
 from __future__ import annotations

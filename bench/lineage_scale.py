@@ -821,6 +821,9 @@ def run_db(world: World, db: str, args: argparse.Namespace) -> DbResult:
             say("    " + line)
 
         if args.http:
+            # The log's identity first, as `serve` makes it, so the server and the end-to-end
+            # flag below share one key file.
+            require_key(engine, Settings(data_dir=tmp))
             http_phase(world, engine, url, answers, risk_answers, tmp / "log-key.pem")
 
         # Flag propagation on the ~10k-descendant teacher.
