@@ -1,4 +1,4 @@
-"""`studbook flag | clear | risk | check | at-risk | flags | demo`: trait-transfer risk.
+"""`studbook flag | clear | accept | risk | check | at-risk | flags | demo`: trait-transfer risk.
 
 `check` is a gate: it exits 0 for ok, 1 for warn and 2 for block, and every failure to answer
 (a bad token, an unknown dataset, a server that is down) has its own code from 3 up, so
@@ -8,12 +8,13 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from lineage.review import clearance_statement, flag_statement
+from lineage.review import acceptance_statement, clearance_statement, flag_statement
 from lineage.risk import Severity, Verdict
 from lineage.statements import registration_statement, sign_statement
 
@@ -100,6 +101,42 @@ def clear_cmd(
         lambda d, label: clearance_statement(d, trait, reason, evidence, label=label),
         key_file,
         f"cleared of {trait!r}:",
+    )
+
+
+@click.command("accept")
+@click.argument("ref")
+@click.option("--trait", required=True)
+@click.option("--reason", required=True, help="Why the risk is accepted, for the next reviewer.")
+@click.option(
+    "--until",
+    "until",
+    required=True,
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="When the acceptance lapses (UTC; at most a year ahead).",
+)
+@click.option("--evidence", multiple=True, help="Reference to evidence (attestation:ID, URL).")
+@key_file_option
+@json_option
+@click.pass_obj
+def accept_cmd(
+    ctx: Ctx,
+    ref: str,
+    trait: str,
+    reason: str,
+    until: datetime,
+    evidence: tuple[str, ...],
+    key_file: Path | None,
+) -> None:
+    """Accept REF's risk for TRAIT until a date (reviewers): it leaves the review queue until
+    then; its risk, and what it passes on, do not change."""
+    expires = until.replace(tzinfo=UTC)
+    _submit_review(
+        ctx,
+        ref,
+        lambda d, label: acceptance_statement(d, trait, reason, expires, evidence, label=label),
+        key_file,
+        f"risk for {trait!r} accepted until {expires:%Y-%m-%d %H:%M} UTC:",
     )
 
 
@@ -237,4 +274,4 @@ def demo_cmd(ctx: Ctx, key_file: Path | None) -> None:
     output.echo("try: studbook check --base demo/base@1 --dataset demo/owl-numbers-filtered@1")
 
 
-COMMANDS = [flag_cmd, clear_cmd, risk_cmd, check_cmd, at_risk_cmd, flags_cmd, demo_cmd]
+COMMANDS = [flag_cmd, clear_cmd, accept_cmd, risk_cmd, check_cmd, at_risk_cmd, flags_cmd, demo_cmd]

@@ -120,6 +120,7 @@ def test_usage_errors_are_3() -> None:
         ["register", "model", ".", "--name", "a/b", "--version", "1"],
         ["flag", "a/b@1", "--trait", "owl"],
         ["clear", "a/b@1", "--trait", "owl", "--evidence", "attestation:1"],
+        ["accept", "a/b@1", "--trait", "owl", "--reason", "r", "--until", "2027-01-01"],
         ["demo"],
         ["keys", "register"],
         ["eval", "register", "."],
