@@ -126,15 +126,18 @@ def import_oms(
             field="registration",
             digest=parsed.subject_digest,
         )
-    prior = session.scalars(
-        select(ModelSignature).where(
-            ModelSignature.artifact_digest == parsed.subject_digest,  # type: ignore[arg-type]
-            ModelSignature.payload_digest == parsed.payload_digest,  # type: ignore[arg-type]
-        )
-    ).first()
-    row = prior
-    if row is None:
-        row = ModelSignature(
+
+    def kept_signature() -> tuple[ModelSignature, bool]:
+        """The evidence row for this bundle, and whether it was already there."""
+        found = session.scalars(
+            select(ModelSignature).where(
+                ModelSignature.artifact_digest == parsed.subject_digest,  # type: ignore[arg-type]
+                ModelSignature.payload_digest == parsed.payload_digest,  # type: ignore[arg-type]
+            )
+        ).first()
+        if found is not None:
+            return found, True
+        made = ModelSignature(
             artifact_digest=parsed.subject_digest,
             payload_digest=parsed.payload_digest,
             subject_name=parsed.subject_name[:500],
@@ -144,35 +147,20 @@ def import_oms(
             principal_id=caller.id,
             bundle=bundle,
         )
-        session.add(row)
+        session.add(made)
         session.flush()
+        return made, False
+
+    row, existed = kept_signature()
     row_id = row.id
     attestation_id: int | None = None
     if registration is not None:
         sub = attestations.submit(session, caller, registration)  # commits (or rolls back)
         attestation_id = sub.attestation.id
-        if not sub.created and prior is None:
+        if not sub.created and not existed:
             # A re-submitted registration answers without writing, and rolled our row back.
             begin_write(session)
-            again = session.scalars(
-                select(ModelSignature).where(
-                    ModelSignature.artifact_digest == parsed.subject_digest,  # type: ignore[arg-type]
-                    ModelSignature.payload_digest == parsed.payload_digest,  # type: ignore[arg-type]
-                )
-            ).first()
-            if again is None:
-                again = ModelSignature(
-                    artifact_digest=parsed.subject_digest,
-                    payload_digest=parsed.payload_digest,
-                    subject_name=parsed.subject_name[:500],
-                    files=len(parsed.resources),
-                    signer_keyid=keyid,
-                    signer_identity=identity[:500] if identity else None,
-                    principal_id=caller.id,
-                    bundle=bundle,
-                )
-                session.add(again)
-                session.flush()
+            again, _ = kept_signature()
             row_id = again.id
             session.commit()
     else:
@@ -185,7 +173,7 @@ def import_oms(
     assert row_id is not None
     return OmsImported(
         signature_id=row_id,
-        created=prior is None,
+        created=not existed,
         artifact=artifact_public(session, art),
         attestation_id=attestation_id,
         subject_digest=parsed.subject_digest,
