@@ -931,8 +931,9 @@ def http_phase(
     hub = world.hub
     with Session(engine) as s:
         _, token = create_principal(s, f"bench-http-{os.getpid()}", Role.REGISTRAR)
+    env = {"STUDBOOK_LOG_KEY_FILE": str(key_file)}
     with (
-        serve_existing(url) as (base, proc),
+        serve_existing(url, extra_env=env) as (base, proc),
         httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c,
     ):
 
