@@ -140,6 +140,6 @@ __all__ = [
 # Domain tables (evals, risk); imported last because they use `utcnow` from this module.
 from .ecosystem import ModelSignature  # noqa: E402, F401  (ecosystem imports)
 from .evals import EvalPlot, EvalResultRow, EvalResultSubject, EvalRun  # noqa: E402, F401
+from .findings import Finding, ModelFingerprint  # noqa: E402, F401  (weights evidence)
 from .risk import DataSource, RiskMarkRow, RiskStatement, WeightsAncestor  # noqa: E402
 from .web import ReviewSeen, RiskAcceptance, WebSession  # noqa: E402, F401  (review workspace)
-from .findings import Finding, ModelFingerprint  # noqa: E402, F401  (weights evidence)

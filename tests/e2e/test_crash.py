@@ -28,12 +28,12 @@ from lineage import dsse
 from lineage.checkpoint import verify_checkpoint
 from lineage.statements import registration_statement, sign_statement
 from lineage.types import ArtifactKind, ArtifactRef, ParentLink, Registration, Relation
-from studbook_cli.client import Client
 from registry.db import make_engine
 from registry.log import offline
 from registry.log.audit import audit
 from registry.models import Artifact, Attestation
 from registry.models.log import LogEntry
+from studbook_cli.client import Client
 from tests.e2e.conftest import Server
 from tests.support import digest_of
 
