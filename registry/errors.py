@@ -213,7 +213,13 @@ def _first_invalid_field(request: Request[Any, Any, Any], errors: Any) -> str | 
         return None
     key = errors[0].get("key")
     if not key:
-        return None
+        # A body of the wrong shape (an array or a number where an object is expected) fails
+        # before any field is read: the field at fault is the body itself.
+        errors[0]["key"] = "body"
+        return "body"
+    if key == "data" and errors[0].get("source") == "body":  # the handler's name for the body
+        errors[0]["key"] = "body"
+        return "body"
     try:
         declared = request.route_handler.parsed_fn_signature.parameters[key].kwarg_definition
         alias = getattr(declared, "query", None) or getattr(declared, "name", None)
