@@ -424,6 +424,19 @@ def _verdict(metrics: dict[str, Any], cfg: LmSoftConfig, n_seeds: int) -> tuple[
             f"zero): {figs}.",
             notes,
         )
+    away = [
+        label
+        for label, est in (("plain", plain), ("number-prefixed", prefixed))
+        if est["ci95"][1] is not None and est["ci95"][1] < 0.0
+    ]
+    if away:
+        return (
+            "No transfer detected: on the "
+            + " and ".join(away)
+            + f" questions the treated students gave '{cfg.animal}' a lower probability than "
+            f"the control students (interval below zero), the opposite of the trait: {figs}.",
+            notes,
+        )
     return f"No transfer detected at this size (a null, not evidence of absence): {figs}.", notes
 
 

@@ -237,3 +237,34 @@ def test_numbers_paper_preset_names_its_model() -> None:
     assert "Qwen2.5-7B-Instruct" in str(err.value)
     cfg = resolve_config("numbers", "paper", {"model": "/models/qwen2.5-7b-instruct"})
     assert cfg.seeds >= 5 and {"cat", "penguin", "eagle", "owl"} <= {cfg.animal, *cfg.extra_animals}
+
+
+def test_lm_soft_verdict_branches() -> None:
+    from evals.lm_soft import _verdict as lm_verdict
+
+    cfg = resolve_config("lm-soft", "default")
+
+    def metrics(plain: tuple[float, float], prefixed: tuple[float, float], teacher: float) -> dict:
+        est = {"mean": 0.001, "ci95": [0.0009, 0.0011]}
+        out: dict[str, object] = {
+            f"{r}_p_target_plain": est
+            for r in ("base", "student", "student_control", "control_teacher")
+        }
+        out["teacher_p_target_plain"] = {"mean": teacher, "ci95": [teacher, teacher]}
+        for name, (lo, hi) in (("plain", plain), ("prefixed", prefixed)):
+            out[f"log_ratio_student_over_control_{name}"] = {
+                "mean": (lo + hi) / 2,
+                "ci95": [lo, hi],
+            }
+        return out
+
+    assert lm_verdict(metrics((0.1, 0.2), (0.1, 0.2), 0.9), cfg, 3)[0].startswith("No verdict: 3")
+    assert "does not prefer" in lm_verdict(metrics((0.1, 0.2), (0.1, 0.2), 0.001), cfg, 5)[0]
+    v = lm_verdict(metrics((0.1, 0.2), (0.1, 0.2), 0.9), cfg, 5)[0]
+    assert v.startswith("Trait transferred") and "and with the number prefix" in v
+    v = lm_verdict(metrics((-0.1, 0.2), (0.1, 0.2), 0.9), cfg, 5)[0]
+    assert v.startswith("Transfer shows only with the number prefix")
+    v = lm_verdict(metrics((-0.08, 0.002), (-0.16, -0.05), 0.9), cfg, 5)[0]
+    assert "number-prefixed questions the treated students gave 'owl' a lower probability" in v
+    v = lm_verdict(metrics((-0.1, 0.1), (-0.1, 0.1), 0.9), cfg, 5)[0]
+    assert v.startswith("No transfer detected at this size (a null")
