@@ -96,10 +96,51 @@ def digits_init(model: str) -> str:
     )
 
 
+def toy_base_of(role: str, seeds: int) -> int:
+    """The seed of the base a toy-lm model starts from (cross students borrow base s + 1)."""
+    name, seed = role.rsplit("_seed", 1)
+    s = int(seed)
+    return (s + 1) % seeds if name in ("student_cross", "student_soft_cross") else s
+
+
+def toy_lms(run: Path, test: Any) -> None:
+    """Toy LMs: bases pretrained independently (different inits and corpora draws); every
+    teacher and student is a full fine-tune of one base (the cross students of another)."""
+    from lineage.fingerprint import fingerprint_path
+
+    dirs = sorted(d for d in (run / "models").iterdir() if (d / "config.json").exists())
+    seeds = sum(1 for d in dirs if d.name.startswith("base_seed"))
+    fps = {d.name: fingerprint_path(d) for d in dirs}
+    base_of = {
+        n: int(n.rsplit("seed", 1)[1]) if n.startswith("base_") else toy_base_of(n, seeds)
+        for n in fps
+    }
+    same, indep = [], []
+    for a, b in combinations(sorted(fps), 2):
+        res = test(fps[a], fps[b])
+        (same if base_of[a] == base_of[b] else indep).append((int(bool(res.shared)), res.statistic))
+    print(f"\ntoy LMs ({len(fps)} models, {seeds} independently pretrained bases, from {run}):")
+    print(
+        f"  fine-tunes of one base        : detected {wilson(sum(h for h, _ in same), len(same))}"
+        f"; r min {min(r for _, r in same):.3f}"
+    )
+    print(
+        f"  different bases               : false positives "
+        f"{wilson(sum(h for h, _ in indep), len(indep))}; r max {max(r for _, r in indep):.3f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--digits", type=Path, default=None)
     parser.add_argument("--random-copies", type=int, default=120)
+    parser.add_argument(
+        "--toy",
+        type=Path,
+        default=None,
+        help="a toy-lm run directory: its bases are pretrained independently, its teachers and "
+        "students are fine-tunes of one of them",
+    )
     parser.add_argument("--permutations", type=int, default=999)
     args = parser.parse_args()
 
@@ -152,6 +193,10 @@ def main() -> None:
         f"fingerprint {fp_time * 1000:.1f} ms, comparison {t_cmp / max(n_cmp, 1) * 1000:.0f} ms "
         f"({args.permutations} permutations)"
     )
+
+    # --- toy LMs ------------------------------------------------------------------------
+    if args.toy is not None:
+        toy_lms(args.toy, test)
 
     # --- SmolLM2 ------------------------------------------------------------------------
     from evals.numbers.models import smollm2_gguf_path
