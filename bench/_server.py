@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,28 +81,12 @@ def server(
             env["STUDBOOK_DATABASE_URL"] = database_url
         elif database == "postgres":
             env["STUDBOOK_DATABASE_URL"] = stack.enter_context(postgres_database())
-        port = free_port()
-        log = open(data_dir / "server.log", "wb")  # noqa: SIM115 (closed by the stack)
-        stack.callback(log.close)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "studbook_cli", "serve", "--port", str(port), *extra_args],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-        def stop() -> None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-        stack.callback(stop)
-        url = f"http://127.0.0.1:{port}"
+        proc, url, stop = _spawn(stack, data_dir, env, extra_args)
         _wait(url, proc, data_dir)
         if runner == "granian":
             stop()
+            port = int(url.rsplit(":", 1)[1])
+            log = stack.enter_context(open(data_dir / "server.log", "ab"))
             granian = Path(sys.executable).parent / "granian"
             proc = subprocess.Popen(
                 [
@@ -144,8 +128,33 @@ def server(
         yield Running(url, token, signer, data_dir, proc)
 
 
-def _wait(url: str, proc: subprocess.Popen[bytes], data_dir: Path) -> None:
-    deadline = time.time() + 60
+def _spawn(
+    stack: contextlib.ExitStack, data_dir: Path, env: dict[str, str], extra_args: tuple[str, ...]
+) -> tuple[subprocess.Popen[bytes], str, Callable[[], None]]:
+    """Start `studbook serve` on a free port, logging to the data folder; stopped with `stack`."""
+    port = free_port()
+    log = open(data_dir / "server.log", "wb")  # noqa: SIM115 (closed by the stack)
+    stack.callback(log.close)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "studbook_cli", "serve", "--port", str(port), *extra_args],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    stack.callback(stop)
+    return proc, f"http://127.0.0.1:{port}", stop
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes], data_dir: Path, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
     while True:
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
@@ -171,33 +180,6 @@ def serve_existing(
         data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="studbook-bench-")))
         env = {**os.environ, "STUDBOOK_DATA_DIR": str(data_dir), **(extra_env or {})}
         env["STUDBOOK_DATABASE_URL"] = database_url
-        port = free_port()
-        log = open(data_dir / "server.log", "wb")  # noqa: SIM115 (closed by the stack)
-        stack.callback(log.close)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "studbook_cli", "serve", "--port", str(port), *extra_args],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-        def stop() -> None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-        stack.callback(stop)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 120
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError((data_dir / "server.log").read_text())
-            time.sleep(0.2)
+        proc, url, _stop = _spawn(stack, data_dir, env, extra_args)
+        _wait(url, proc, data_dir, timeout=120)
         yield url, proc
