@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 from typing import Any
 
 from lineage.types import ArtifactKind, Relation
@@ -336,24 +337,10 @@ def run(cfg: LmSoftConfig, ctx: RunContext) -> dict[str, Any]:
         )
         metrics[f"log_ratio_student_over_control_{variant}"] = _log_ratio(a, b)
     verdict, notes = _verdict(metrics, cfg, len(seeds))
-    from .plots import bar_chart
-
-    plot = ctx.path("lm_soft.png")
-    bar_chart(
-        plot,
-        [
-            (label, metrics[f"{role}_p_target_plain"], per_seed[f"{role}_p_target_plain"])
-            for role, label in (
-                ("base", "base"),
-                ("control_teacher", "control\nteacher"),
-                ("teacher", "teacher"),
-                ("student_control", "student,\ncontrol"),
-                ("student", "student,\nteacher"),
-            )
-        ],
-        title=f"Soft labels on number tokens: P({cfg.animal}), {len(seeds)} students per arm",
-        ylabel=f"teacher-forced P(answer = {cfg.animal})",
-        percent=True,
+    plot = render_plot(
+        {"metrics": metrics, "per_seed": per_seed, "seeds": seeds},
+        cfg.animal,
+        ctx.path("lm_soft.png"),
     )
     return {
         "seeds": seeds,
@@ -366,6 +353,52 @@ def run(cfg: LmSoftConfig, ctx: RunContext) -> dict[str, Any]:
         "lineage": lineage.as_dict(),
         "files": {"plot": ctx.rel(plot)},
     }
+
+
+def render_plot(result: dict[str, Any], animal: str, path: Path) -> Path:
+    """The run's figure: P(animal) per model on a log scale, and the paired log-ratios.
+
+    The teacher gives the animal a probability near 1 and the students about 1e-4, so a linear
+    axis would hide the students; the right panel shows what the verdict reads, the treated over
+    control log-ratio per seed with its interval, plain and number-prefixed.
+
+    Args:
+        result: a run's ``metrics``, ``per_seed`` and ``seeds`` (``result.json`` has them).
+        animal: the teacher's animal, for the labels.
+        path: PNG to write.
+
+    Returns:
+        ``path``.
+    """
+    from .plots import paired_panels
+
+    metrics, per_seed = result["metrics"], result["per_seed"]
+    roles = (
+        ("base", "base"),
+        ("control_teacher", "control\nteacher"),
+        ("teacher", "teacher"),
+        ("student_control", "students,\ncontrol"),
+        ("student", "students,\ntreated"),
+    )
+    probs = [
+        (label, metrics[f"{role}_p_target_plain"], per_seed[f"{role}_p_target_plain"])
+        for role, label in roles
+    ]
+    ratios = []
+    for variant, label in (("plain", "plain"), ("prefixed", "number-\nprefixed")):
+        a = per_seed[f"student_p_target_{variant}"]
+        b = per_seed[f"student_control_p_target_{variant}"]
+        runs = [math.log(x / y) for x, y in zip(a, b, strict=True) if x > 0 and y > 0]
+        ratios.append((label, metrics[f"log_ratio_student_over_control_{variant}"], runs))
+    n = len(result["seeds"])
+    return paired_panels(
+        path,
+        [
+            (f"teacher-forced P({animal}), plain questions", probs, "log"),
+            ("log P(treated) / P(control), paired by seed", ratios, "linear"),
+        ],
+        title=f"Soft labels on number tokens only: {n} students per arm, 95% intervals",
+    )
 
 
 def _log_ratio(a: list[float], b: list[float]) -> Any:
@@ -440,4 +473,4 @@ def _verdict(metrics: dict[str, Any], cfg: LmSoftConfig, n_seeds: int) -> tuple[
     return f"No transfer detected at this size (a null, not evidence of absence): {figs}.", notes
 
 
-__all__ = ["number_token_ids", "run"]
+__all__ = ["number_token_ids", "render_plot", "run"]

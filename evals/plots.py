@@ -143,6 +143,8 @@ def paired_panels(
             ax.yaxis.set_major_formatter(PercentFormatter(1.0))
         elif scale == "log":
             ax.set_yscale("log")
+        else:
+            ax.axhline(0.0, color="grey", linewidth=0.8)
         ax.spines[["top", "right"]].set_visible(False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
