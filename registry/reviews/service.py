@@ -14,6 +14,7 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlmodel import Session
 
 from ..auth import Caller
+from ..db import begin_write
 from ..models import (
     Artifact,
     Attestation,
@@ -188,7 +189,12 @@ def _changes(session: Session, since: datetime) -> list[Change]:
 
 
 def mark_seen(session: Session, caller: Caller) -> SeenPublic:
-    """Remember that the caller has looked at the queue now."""
+    """Remember that the caller has looked at the queue now.
+
+    Under the write lock, so two tabs marking at once cannot both miss the row and race to
+    insert it.
+    """
+    begin_write(session)
     now = utcnow()
     done = session.execute(
         update(_SEEN).where(_SEEN.c.principal_id == caller.id).values(seen_at=now)

@@ -304,3 +304,18 @@ def test_audit_rebuilds_acceptances_and_catches_an_edited_one(
         for f in report.findings
         if "risk_acceptances" in f.where or "risk_acceptances" in f.message
     ]
+
+
+def test_first_looks_from_many_tabs_at_once_all_succeed(
+    client: Client, registrar: Actor, reviewer: Actor
+) -> None:
+    """Tabs marking the queue seen at once: no insert race, each answered 200, one row."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def look(_: int) -> int:
+        return client.post("/v1/review/seen", headers=reviewer.headers).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(look, range(16)))
+    assert codes == [200] * 16
+    assert queue(client, reviewer)["last_seen"] is not None
