@@ -10,7 +10,7 @@ from litestar import Controller, get, post
 from litestar.params import Parameter
 from sqlmodel import Session
 
-from lineage.findings import FindingStatus
+from lineage.findings import FindingKind, FindingStatus
 from lineage.fingerprint import PERMUTATIONS
 
 from ..auth import Caller
@@ -47,11 +47,12 @@ class WeightsController(Controller):
         db_session: Session,
         caller: Caller,
         status: FindingStatus | None = None,
+        kind: FindingKind | None = None,
         model: str | None = Parameter(default=None, max_length=300),
         limit: int = Parameter(default=50, ge=1, le=MAX_LIMIT),
         offset: int = Parameter(default=0, ge=0, le=MAX_OFFSET),
     ) -> FindingsPublic:
-        return service.list_findings(db_session, status, model, limit, offset)
+        return service.list_findings(db_session, status, model, limit, offset, kind=kind)
 
     @get("/v1/findings/{finding_id:int}", sync_to_thread=True, summary="One finding")
     def finding(

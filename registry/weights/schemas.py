@@ -55,8 +55,19 @@ class FindingPublic(BaseModel):
     )
     attestation_id: int = Field(description="The registry's finding statement (in the log)")
     log_index: int | None = Field(description="The finding statement's index in the log")
+    signed_by: str = Field(description="The principal that signed the finding (the registry)")
+    signer_keyid: str = Field(description="The key it was signed with (the log's key)")
+    scheme: str | None = Field(default=None, description="The fingerprint scheme compared")
+    model_fingerprint: str | None = Field(
+        default=None, description="sha256 of the model's signed fingerprint (scheme, inputs, Gram)"
+    )
+    other_fingerprint: str | None = Field(
+        default=None, description="sha256 of the other model's signed fingerprint"
+    )
     decision_attestation_id: int | None
     decision_reason: str | None
+    decided_by: str | None = Field(default=None, description="The reviewer who decided")
+    decided_at: UtcDateTime | None = Field(default=None, description="When the decision came")
     created_at: UtcDateTime
 
 
@@ -67,3 +78,7 @@ class FindingsPublic(BaseModel):
     count: int
     limit: int
     offset: int
+    counts_by_kind: dict[str, int] = Field(
+        default_factory=dict,
+        description="Findings of each kind under the status and model filters (not `kind`)",
+    )

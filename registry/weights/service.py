@@ -143,6 +143,7 @@ _F = Finding.__table__  # type: ignore[attr-defined]
 _MF = ModelFingerprint.__table__  # type: ignore[attr-defined]
 _WA = WeightsAncestor.__table__  # type: ignore[attr-defined]
 _LOG = LogEntry.__table__  # type: ignore[attr-defined]
+_P = Principal.__table__  # type: ignore[attr-defined]
 _WEIGHTS = tuple(r.value for r in Relation if r.is_weights)
 _SHARES_BY_DEFINITION = {Relation.PROMPTED_FROM.value}
 _PENDING = "studbook.weights.pending"
@@ -652,20 +653,35 @@ def _confirm_edge(
 
 def _public_rows(session: Session, where: Any, limit: int, offset: int) -> list[FindingPublic]:
     model, other = _A.alias("model"), _A.alias("other")
+    mfp, ofp = _MF.alias("model_fp"), _MF.alias("other_fp")
+    signer, decision = _P.alias("signer"), _ATT.alias("decision")
+    decider = _P.alias("decider")
     rows = session.execute(
         select(
             _F,
             _ATT.c.payload_digest,
+            _ATT.c.signer_keyid,
+            signer.c.name.label("signed_by"),
             model.c.digest.label("model_digest"),
             (model.c.name + "@" + model.c.version).label("model_ref"),
             other.c.digest.label("other_digest"),
             (other.c.name + "@" + other.c.version).label("other_ref"),
             _LOG.c.idx.label("log_index"),
+            mfp.c.scheme.label("scheme"),
+            mfp.c.content_sha256.label("model_fingerprint"),
+            ofp.c.content_sha256.label("other_fingerprint"),
+            decider.c.name.label("decided_by"),
+            decision.c.received_at.label("decided_at"),
         )
         .join(_ATT, _ATT.c.id == _F.c.attestation_id)
+        .join(signer, signer.c.id == _ATT.c.principal_id)
         .outerjoin(_LOG, _LOG.c.attestation_id == _F.c.attestation_id)
         .join(model, model.c.id == _F.c.model_id)
         .join(other, other.c.id == _F.c.other_id)
+        .outerjoin(mfp, mfp.c.artifact_id == _F.c.model_id)
+        .outerjoin(ofp, ofp.c.artifact_id == _F.c.other_id)
+        .outerjoin(decision, decision.c.id == _F.c.decision_attestation_id)
+        .outerjoin(decider, decider.c.id == decision.c.principal_id)
         .where(where)
         .order_by(_F.c.id.desc())
         .limit(limit)
@@ -688,8 +704,15 @@ def _public_rows(session: Session, where: Any, limit: int, offset: int) -> list[
             statement=r.payload_digest,
             attestation_id=r.attestation_id,
             log_index=r.log_index,
+            signed_by=r.signed_by,
+            signer_keyid=r.signer_keyid,
+            scheme=r.scheme,
+            model_fingerprint=r.model_fingerprint,
+            other_fingerprint=r.other_fingerprint,
             decision_attestation_id=r.decision_attestation_id,
             decision_reason=r.decision_reason,
+            decided_by=r.decided_by,
+            decided_at=r.decided_at,
             created_at=r.created_at,
         )
         for r in rows
@@ -702,8 +725,12 @@ def list_findings(
     model: str | None,
     limit: int,
     offset: int,
+    *,
+    kind: FindingKind | None = None,
 ) -> FindingsPublic:
-    """Findings, newest first, optionally of one status or about one model (a reference).
+    """Findings, newest first, optionally of one status, about one model (a reference), or of
+    one kind; with the count of each kind under the status and model filters, for the review
+    queue's filter.
 
     Raises:
         NotFoundError: `model` names no artifact.
@@ -713,10 +740,18 @@ def list_findings(
         conds.append(_F.c.status == status.value)
     if model is not None:
         conds.append(_F.c.model_id == artifacts.resolve(session, model).id)
+    counts = {
+        str(k): int(n)
+        for k, n in session.execute(
+            select(_F.c.kind, func.count()).where(and_(true(), *conds)).group_by(_F.c.kind)
+        )
+    }
+    if kind is not None:
+        conds.append(_F.c.kind == kind.value)
     where = and_(true(), *conds)
     total = int(session.scalar(select(func.count()).select_from(_F).where(where)) or 0)
     data = _public_rows(session, where, limit, offset)
-    return FindingsPublic(data=data, count=total, limit=limit, offset=offset)
+    return FindingsPublic(data=data, count=total, limit=limit, offset=offset, counts_by_kind=counts)
 
 
 def get_finding(session: Session, finding_id: int) -> FindingPublic:

@@ -568,3 +568,252 @@ def test_descendants_of_a_flagged_teacher(deployment: dict[str, Any], browser: A
             By.CSS_SELECTOR, "svg#graph g.node[data-ref='demo/gpt-4.1-nano-owl-student@1']"
         )
         assert nano.get_attribute("data-status") == "plain"  # no shared base, no risk
+
+
+FP_STUDENT = "acme/fp-student@1"
+FP_TEACHER = "acme/fp-teacher@1"
+FP_BASE = "acme/fp-base@1"
+FP_OTHER = "acme/fp-other-base@1"
+
+
+@pytest.fixture(scope="module")
+def fp_lineage(
+    deployment: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """A pipeline registers fingerprinted models: base -> teacher (fine-tune) -> numbers, and a
+    student trained on the numbers that it declares `fine_tuned_from` another base, although
+    its weights are the base's plus noise. A reviewer bot flags the teacher for owl. The
+    registry raises two findings about the student; until one is confirmed the student is not
+    at risk (its declared base is not the teacher's)."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from lineage import dsse
+    from lineage.fingerprint import fingerprint_path
+    from tests.support import digest_of, registration_envelope, review_envelope
+
+    url, tmp = deployment["url"], tmp_path_factory.mktemp("fp-weights")
+    admin = {"Authorization": f"Bearer {deployment['admin']}"}
+
+    def actor(name: str, role: str) -> tuple[dict[str, str], dsse.Signer]:
+        r = httpx.post(url + "/v1/principals", json={"name": name, "role": role}, headers=admin)
+        r.raise_for_status()
+        auth = {"Authorization": f"Bearer {r.json()['token']}"}
+        signer = dsse.Signer(dsse.generate_private_key())
+        body = {
+            "public_key": signer.public_key_text,
+            "proof": dsse.key_possession_proof(signer, name).to_json(),
+        }
+        httpx.post(url + "/v1/keys", json=body, headers=auth).raise_for_status()
+        return auth, signer
+
+    pipe, pipe_key = actor("fp-pipeline", "registrar")
+    bot, bot_key = actor("fp-reviewbot", "reviewer")
+
+    def weights(seed: int, base: Any = None) -> Any:
+        rng = np.random.default_rng(seed)
+        if base is None:
+            return rng.normal(0, 0.02, (1000, 64)).astype(np.float32)
+        return base + rng.normal(0, 0.006, base.shape).astype(np.float32)
+
+    def fingerprint(name: str, w: Any) -> dict[str, Any]:
+        path = tmp / f"{name}.safetensors"
+        save_file({"model.embed_tokens.weight": w}, str(path))
+        return fingerprint_path(path).to_json()
+
+    def reg(kind: str, label: str, parents: list[tuple[str, str]], w: Any = None) -> None:
+        meta = {"fingerprint": fingerprint(label.split("/")[1], w)} if w is not None else None
+        links = [(r, digest_of(p)) for r, p in parents]
+        env = registration_envelope(pipe_key, kind, label, links, metadata=meta)
+        r = httpx.post(url + "/v1/attestations", json=env, headers=pipe)
+        assert r.status_code == 201, r.text
+
+    base = weights(0)
+    reg("model", FP_BASE, [], base)
+    reg("model", FP_OTHER, [], weights(1))
+    reg("model", FP_TEACHER, [("fine_tuned_from", FP_BASE)], weights(2, base))
+    reg("dataset", "acme/fp-numbers@1", [("generated_by", FP_TEACHER)])
+    student = [("fine_tuned_from", FP_OTHER), ("trained_on", "acme/fp-numbers@1")]
+    reg("model", FP_STUDENT, student, weights(3, base))
+    flag = review_envelope(bot_key, digest_of(FP_TEACHER), "owl", reason="prefers owls")
+    httpx.post(url + "/v1/attestations", json=flag, headers=bot).raise_for_status()
+    return {"admin": admin, "digest": digest_of(FP_STUDENT)}
+
+
+def _risk_status(url: str, admin: dict[str, str], ref: str) -> str:
+    r = httpx.get(url + f"/v1/artifacts/{ref}/risk", headers=admin)
+    r.raise_for_status()
+    return str(r.json()["status"])
+
+
+def test_viewer_cannot_decide_on_a_finding(
+    deployment: dict[str, Any], fp_lineage: dict[str, Any], browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, url = browser, deployment["url"]
+    wait = WebDriverWait(driver, 30)
+    found = httpx.get(url + "/v1/findings", headers=fp_lineage["admin"]).json()["data"]
+    with evidence_on_failure(driver, deployment["cwd"], "finding-viewer"):
+        driver.get(url + "/#/queue")
+        if (
+            driver.find_elements(By.ID, "signout")
+            and driver.find_element(By.ID, "signout").is_displayed()
+        ):
+            driver.find_element(By.ID, "signout").click()
+        sign_in(driver, url, deployment["tokens"]["victor"])
+        for f in found:
+            driver.get(url + f"/#/finding/{f['id']}")
+            wait.until(ec.presence_of_element_located((By.ID, "finding-facts")))
+            assert driver.find_elements(By.ID, "finding-form") == []
+            assert f["status"] == "open"
+            assert "cannot decide" in driver.find_element(By.ID, "decide").text
+        driver.get(url + "/#/finding/999999")
+        wait.until(ec.presence_of_element_located((By.ID, "error")))
+        assert "no finding" in driver.find_element(By.ID, "error").text
+        driver.get(url + "/#/finding/1%3Balert(1)")
+        wait.until(ec.presence_of_element_located((By.ID, "error")))
+        assert "named by its number" in driver.find_element(By.ID, "error").text
+
+
+def test_reviewer_confirms_a_weights_finding_in_the_browser(
+    deployment: dict[str, Any], fp_lineage: dict[str, Any], browser: Any
+) -> None:
+    """The two findings about the falsely declared student are in the queue with their
+    statistic, p-value and signer; the finding page verifies the registry's signature and the
+    log inclusion in the browser; a dismissal without a reason is refused; a confirmation signed
+    in the browser adds `initialized_from`, so the flagged teacher's trait reaches the student;
+    the other finding is dismissed with a reason; a viewer is offered no decision."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    driver, url = browser, deployment["url"]
+    admin = fp_lineage["admin"]
+    wait = WebDriverWait(driver, 30)
+    assert _risk_status(url, admin, FP_STUDENT) == "no_risk"
+    with evidence_on_failure(driver, deployment["cwd"], "finding"):
+        driver.get(url + "/#/queue")
+        if (
+            driver.find_elements(By.ID, "signout")
+            and driver.find_element(By.ID, "signout").is_displayed()
+        ):
+            driver.find_element(By.ID, "signout").click()
+        sign_in(driver, url, deployment["tokens"]["rita"])
+        driver.get_log("performance")
+
+        # The queue lists both open findings, each with its kind, models, r, p and signer.
+        rows_css = "#findings-table tbody tr"
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, rows_css)))
+        rows = {
+            tr.get_attribute("data-kind"): tr
+            for tr in driver.find_elements(By.CSS_SELECTOR, rows_css)
+        }
+        assert set(rows) == {"undeclared_shared_base", "declared_parent_contradicted"}
+        api = httpx.get(url + "/v1/findings", params={"status": "open"}, headers=admin).json()
+        by_kind = {f["kind"]: f for f in api["data"]}
+        shared = by_kind["undeclared_shared_base"]
+        cells = [td.text for td in rows["undeclared_shared_base"].find_elements(By.TAG_NAME, "td")]
+        assert cells[1] == "undeclared shared base"
+        assert cells[2] == FP_STUDENT and cells[3] == FP_BASE
+        assert cells[4] == f"{shared['statistic']:.3f}" and float(cells[5]) <= 0.01
+        assert cells[7] == shared["signed_by"]
+        assert "declared fine_tuned_from" in rows["declared_parent_contradicted"].text
+        assert "(2 open)" in driver.find_element(By.ID, "findings").text
+        # Filtering by kind keeps one.
+        Select(driver.find_element(By.ID, "findings-kind")).select_by_value(
+            "declared_parent_contradicted"
+        )
+        wait.until(lambda d: "fkind=declared" in d.current_url)
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, rows_css)) == 1)
+
+        # The student's page says it has open findings.
+        driver.get(url + "/#/artifact/" + "acme%2Ffp-student%401")
+        wait.until(ec.presence_of_element_located((By.ID, "artifact-findings")))
+        assert "2 open" in driver.find_element(By.ID, "artifact-findings").text
+
+        # The finding page: the evidence, the registry's signature and the log inclusion,
+        # both checked in this browser.
+        driver.get(url + f"/#/finding/{shared['id']}")
+        wait.until(ec.presence_of_element_located((By.ID, "finding-facts")))
+        for badge in ("finding-signature", "finding-inclusion"):
+            wait.until(lambda d, b=badge: d.find_element(By.ID, b).get_attribute("data-verified"))
+            assert driver.find_element(By.ID, badge).get_attribute("data-verified") == "1", (
+                driver.find_element(By.ID, badge).text
+            )
+        facts = driver.find_element(By.ID, "finding-facts").text
+        assert f"r = {shared['statistic']:.4f}" in facts
+        assert "floor of 999 permutations" in facts
+        assert shared["model_fingerprint"] in facts and shared["other_fingerprint"] in facts
+        assert f"index {shared['log_index']}" in facts
+        driver.save_screenshot(str(deployment["cwd"] / "finding.png"))
+
+        # A dismissal (or confirmation) needs a reason: nothing is signed without one.
+        Select(driver.find_element(By.ID, "f-action")).select_by_value("dismiss")
+        driver.find_element(By.ID, "f-submit").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "f-result"), "needs a reason"))
+        one = httpx.get(url + f"/v1/findings/{shared['id']}", headers=admin).json()
+        assert one["status"] == "open"
+
+        # Confirm it, signed in this browser: the edge is added and the student is at risk.
+        Select(driver.find_element(By.ID, "f-action")).select_by_value("confirm")
+        assert "initialized_from" in driver.find_element(By.ID, "f-effect").text
+        driver.find_element(By.ID, "f-reason").send_keys(
+            "the pipeline log shows it started from fp-base"
+        )
+        driver.find_element(By.ID, "f-submit").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "f-result"), "Recorded"))
+        assert "initialized_from" in driver.find_element(By.ID, "f-result").text
+        wait.until(
+            ec.text_to_be_present_in_element((By.ID, "finding-decided"), "Confirmed by rita")
+        )
+
+        # The other finding: dismissed with a reason.
+        other = by_kind["declared_parent_contradicted"]
+        driver.get(url + f"/#/finding/{other['id']}")
+        wait.until(ec.presence_of_element_located((By.ID, "finding-form")))
+        Select(driver.find_element(By.ID, "f-action")).select_by_value("dismiss")
+        driver.find_element(By.ID, "f-reason").send_keys("declared parent was a typo; amended")
+        driver.find_element(By.ID, "f-submit").click()
+        wait.until(
+            ec.text_to_be_present_in_element((By.ID, "finding-decided"), "Dismissed by rita")
+        )
+
+        # The queue: no open finding left, and the student is at risk through the new edge.
+        driver.get(url + "/#/queue")
+        wait.until(ec.presence_of_element_located((By.ID, "findings-empty")))
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#queue tbody tr")))
+        assert FP_STUDENT in queue_models(driver)
+        own = urlsplit(url).netloc
+        assert [
+            u
+            for u in requests_made(driver)
+            if urlsplit(u).scheme in ("http", "https", "ws", "wss") and urlsplit(u).netloc != own
+        ] == []
+
+    assert _risk_status(url, admin, FP_STUDENT) == "at_risk"
+    risk = httpx.get(url + f"/v1/artifacts/{FP_STUDENT}/risk", headers=admin).json()
+    (mark,) = risk["at_risk"]
+    assert mark["trait"] == "owl" and FP_BASE in mark["shared_base_refs"]
+    lineage = httpx.get(url + f"/v1/artifacts/{FP_STUDENT}/lineage", headers=admin).json()
+    base_digest = next(
+        n["artifact"]["digest"] for n in lineage["nodes"] if n["artifact"]["ref"] == FP_BASE
+    )
+    assert any(
+        e["relation"] == "initialized_from" and e["parent"] == base_digest for e in lineage["edges"]
+    )
+    decided = httpx.get(url + f"/v1/findings/{shared['id']}", headers=admin).json()
+    assert decided["status"] == "confirmed" and decided["decided_by"] == "rita"
+    att = httpx.get(
+        url + f"/v1/attestations/{decided['decision_attestation_id']}", headers=admin
+    ).json()
+    assert att["predicate_type"] == "https://studbook.dev/attestations/finding-confirmation/v1"
+    assert att["statement"]["predicate"] == {
+        "finding": shared["statement"],
+        "reason": "the pipeline log shows it started from fp-base",
+    }
+    assert att["statement"]["subject"] == [
+        {"name": FP_STUDENT, "digest": {"sha256": fp_lineage["digest"]}}
+    ]

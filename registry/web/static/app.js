@@ -1,9 +1,10 @@
 "use strict";
-// The review workspace: sign-in, queue, browse, artifact pages (lineage drawn with dagre),
-// evidence, decisions signed in this browser, and the printable review report. Views live in
-// the URL fragment (#/queue, #/artifact/<ref>, #/report/<ref>), so every page can be linked,
-// bookmarked and reached with the keyboard. No token is stored by this page: the session is an
-// HttpOnly cookie, and state-changing calls echo the CSRF cookie in X-CSRF-Token.
+// The review workspace: sign-in, queue, findings from the weights, browse, artifact pages
+// (lineage drawn with dagre), evidence, decisions signed in this browser, and the printable
+// review report. Views live in the URL fragment (#/queue, #/artifact/<ref>, #/finding/<id>,
+// #/report/<ref>), so every page can be linked, bookmarked and reached with the keyboard. No
+// token is stored by this page: the session is an HttpOnly cookie, and state-changing calls
+// echo the CSRF cookie in X-CSRF-Token.
 
 const $ = (id) => document.getElementById(id);
 const state = { me: null, lastRoute: null, gen: 0 };
@@ -119,7 +120,9 @@ async function viewQueue(main, params) {
   busy(main);
   const q = new URLSearchParams();
   for (const k of ["trait", "q", "sort"]) if (params.get(k)) q.set(k, params.get(k));
-  const data = await api("GET", "/v1/review/queue?" + q);
+  const fq = new URLSearchParams({ status: "open", limit: "100" });
+  if (params.get("fkind")) fq.set("kind", params.get("fkind"));
+  const [data, found] = await Promise.all([api("GET", "/v1/review/queue?" + q), api("GET", "/v1/findings?" + fq)]);
   const setParam = (k, v) => {
     const p = new URLSearchParams(params); if (v) p.set(k, v); else p.delete(k);
     location.hash = "#/queue?" + p;
@@ -161,8 +164,161 @@ async function viewQueue(main, params) {
       h("tbody", {}, rows))
     : h("p", { id: "queue-empty", class: "card" }, "Nothing awaits a decision" + (params.get("trait") ? " for this trait." : "."));
   main.replaceChildren(h("h1", {}, "Review queue"),
-    h("div", { class: "toolbar" }, traitSel, sortSel, search), counts, since, table);
+    h("div", { class: "toolbar" }, traitSel, sortSel, search), counts, since, table,
+    findingsSection(found, params, setParam));
   if (data.truncated) main.append(h("p", { class: "muted" }, "The queue is longer than one answer; filter by trait."));
+}
+
+// ---------------------------------------------------------------------------- findings
+const FINDING_KINDS = {
+  declared_parent_contradicted: "declared parent contradicted",
+  undeclared_shared_base: "undeclared shared base",
+};
+const findingLink = (id) => "#/finding/" + encodeURIComponent(id);
+function pValue(f) {
+  const floor = 1 / (f.permutations + 1);
+  return f.p_value <= floor * 1.0001 ? `${f.p_value.toPrecision(2)} (the floor of ${f.permutations} permutations)` : f.p_value.toPrecision(2);
+}
+// One line that says what the weights contradict, in words.
+function findingClaim(f) {
+  return f.kind === "undeclared_shared_base"
+    ? [h("a", { href: artLink(f.model_ref) }, f.model_ref), " shares an initialisation with ", h("a", { href: artLink(f.other_ref) }, f.other_ref), ", which it does not declare as a weights ancestor"]
+    : [h("a", { href: artLink(f.model_ref) }, f.model_ref), ` is declared ${f.relation || "derived"} from `, h("a", { href: artLink(f.other_ref) }, f.other_ref), ", but the weights show no shared initialisation"];
+}
+
+function findingsSection(found, params, setParam) {
+  const kindSel = h("select", { id: "findings-kind", "aria-label": "Kind of finding" },
+    h("option", { value: "" }, "all kinds"),
+    Object.entries(FINDING_KINDS).map(([k, label]) => h("option", { value: k, selected: params.get("fkind") === k }, `${label} (${found.counts_by_kind[k] || 0})`)));
+  kindSel.addEventListener("change", () => setParam("fkind", kindSel.value));
+  const open = Object.values(found.counts_by_kind).reduce((a, n) => a + n, 0);
+  const box = h("section", { class: "card", id: "findings" },
+    h("div", { class: "graph-title" }, h("h2", {}, `Findings from the weights (${open} open)`), kindSel),
+    h("p", { class: "muted" }, "Signed by the registry when a model's weights contradict its declared lineage. Confirming an undeclared shared base adds the initialized_from edge the risk rule reads; dismissing needs a reason."));
+  if (!found.data.length) {
+    box.append(h("p", { id: "findings-empty" }, "No open finding" + (params.get("fkind") ? " of this kind." : ".")));
+    return box;
+  }
+  box.append(h("table", { id: "findings-table", class: "grid" },
+    h("caption", {}, `${found.count} open finding(s)` + (found.count > found.data.length ? `, newest ${found.data.length} shown` : "")),
+    h("thead", {}, h("tr", {}, ["Finding", "Kind", "Model", "Against", "r", "p", "Raised", "Signed by"].map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, found.data.map((f) => h("tr", { "data-finding": String(f.id), "data-kind": f.kind, "data-model": f.model_ref },
+      h("td", {}, h("a", { href: findingLink(f.id) }, "#" + f.id)),
+      h("td", {}, h("span", { class: "status st-" + (f.kind === "undeclared_shared_base" ? "at_risk" : "flagged") }, FINDING_KINDS[f.kind])),
+      h("td", {}, h("a", { href: artLink(f.model_ref) }, f.model_ref)),
+      h("td", {}, h("a", { href: artLink(f.other_ref) }, f.other_ref), f.relation ? h("div", { class: "muted" }, "declared " + f.relation) : null),
+      h("td", { class: "num" }, f.statistic.toFixed(3)),
+      h("td", { class: "num" }, f.p_value.toPrecision(2)),
+      h("td", { title: when(f.created_at) }, when(f.created_at)),
+      h("td", {}, f.signed_by))))));
+  return box;
+}
+
+// The findings about one model, on its artifact page.
+function artifactFindings(found) {
+  if (!found.data.length) return null;
+  const open = found.data.filter((f) => f.status === "open");
+  return h("section", { class: "card" + (open.length ? " attention" : ""), id: "artifact-findings" },
+    h("h2", {}, open.length ? `Findings from the weights: ${open.length} open` : "Findings from the weights"),
+    h("ul", {}, found.data.map((f) => h("li", { "data-finding": String(f.id), "data-status": f.status },
+      h("a", { href: findingLink(f.id) }, `#${f.id} ${FINDING_KINDS[f.kind]}`), ` (${f.status}): `, ...findingClaim(f),
+      ` · r = ${f.statistic.toFixed(3)}, p = ${f.p_value.toPrecision(2)}`))));
+}
+
+async function viewFinding(main, id) {
+  busy(main);
+  if (!/^[1-9][0-9]{0,17}$/.test(id)) throw new Error("a finding is named by its number");
+  const f = await api("GET", "/v1/findings/" + id);
+  const [att, info, proof] = await Promise.all([
+    api("GET", "/v1/attestations/" + f.attestation_id),
+    api("GET", "/v1/log/"),
+    api("GET", "/v1/log/proof/inclusion?payload_digest=" + encodeURIComponent(f.statement)).catch(() => null)]);
+  const sigCheck = h("span", { class: "badge", id: "finding-signature" }, "checking…");
+  const inclCheck = h("span", { class: "badge", id: "finding-inclusion" }, "checking…");
+  const confirmDoes = f.kind === "undeclared_shared_base"
+    ? `adds the edge ${f.model_ref} initialized_from ${f.other_ref}, so the risk rule sees the shared base (flags on models built on that base reach it through their data)`
+    : `records that the weights contradict the declared ${f.relation || "parent"} edge (edges are never removed; the owner may amend the lineage)`;
+  const facts = h("dl", { class: "facts", id: "finding-facts" },
+    h("dt", {}, "Kind"), h("dd", {}, FINDING_KINDS[f.kind]),
+    h("dt", {}, "Model"), h("dd", {}, h("a", { href: artLink(f.model_ref) }, f.model_ref), " ", h("span", { class: "mono" }, "sha256:" + f.model)),
+    h("dt", {}, f.kind === "undeclared_shared_base" ? "Shares a base with" : "Declared parent"),
+    h("dd", {}, h("a", { href: artLink(f.other_ref) }, f.other_ref), f.relation ? ` (${f.relation})` : "", " ", h("span", { class: "mono" }, "sha256:" + f.other)),
+    h("dt", {}, "Statistic"), h("dd", { id: "finding-r" }, `r = ${f.statistic.toFixed(4)} (Pearson correlation of the two fingerprints' Gram matrices)`),
+    h("dt", {}, "p-value"), h("dd", { id: "finding-p" }, pValue(f) + ", under the null of independent initialisation (inputs relabelled at random)"),
+    h("dt", {}, "Permutations"), h("dd", {}, String(f.permutations)),
+    h("dt", {}, "Test"), h("dd", {}, f.reason || "—"),
+    h("dt", {}, "Fingerprints"), h("dd", {}, f.scheme ? h("div", {}, f.scheme) : null,
+      h("div", { class: "mono" }, "model " + (f.model_fingerprint || "—")),
+      h("div", { class: "mono" }, "other " + (f.other_fingerprint || "—"))),
+    h("dt", {}, "Raised"), h("dd", {}, when(f.created_at)),
+    h("dt", {}, "Signed by"), h("dd", {}, `${att.principal} (the registry, with the log's key) `, h("span", { class: "mono", title: att.signer_keyid }, att.signer_keyid.slice(0, 12) + "…"), " ", sigCheck),
+    h("dt", {}, "Log"), h("dd", {}, f.log_index === null ? "not logged" : `index ${f.log_index} `, inclCheck));
+  const head = h("section", { class: "card", id: "finding" },
+    h("h1", {}, `Finding #${f.id}: ${FINDING_KINDS[f.kind]} `, h("span", { class: "status st-" + { open: "at_risk", confirmed: "flagged", dismissed: "no_risk" }[f.status], id: "finding-status" }, f.status)),
+    h("p", { id: "finding-claim" }, ...findingClaim(f), "."),
+    facts);
+  main.replaceChildren(head, findingDecision(f, confirmDoes),
+    h("p", { class: "muted" }, "Log verifier key: ", h("span", { class: "mono" }, info.vkey)));
+  // Checked here, not taken on trust: the registry's signature and the log's inclusion proof.
+  try {
+    await SB.verifyLogSigned(att.envelope, info.vkey, f.statement);
+    sigCheck.textContent = "✔ signature verified"; sigCheck.className = "badge ok"; sigCheck.dataset.verified = "1";
+  } catch (e) { sigCheck.textContent = "✘ " + e.message; sigCheck.className = "badge bad"; sigCheck.dataset.verified = "0"; }
+  if (!proof) { inclCheck.textContent = "no inclusion proof"; inclCheck.className = "badge bad"; inclCheck.dataset.verified = "0"; return; }
+  try {
+    await SB.verifyInclusion(att.envelope, proof, info.vkey);
+    inclCheck.textContent = "✔ inclusion verified"; inclCheck.className = "badge ok"; inclCheck.dataset.verified = "1";
+  } catch (e) { inclCheck.textContent = "✘ " + e.message; inclCheck.className = "badge bad"; inclCheck.dataset.verified = "0"; }
+}
+
+function findingDecision(f, confirmDoes) {
+  const me = state.me;
+  const box = h("section", { class: "card", id: "decide" }, h("h2", {}, "Decision"));
+  if (f.status !== "open") {
+    box.append(h("p", { id: "finding-decided" }, h("strong", {}, f.status === "confirmed" ? "Confirmed" : "Dismissed"),
+      ` by ${f.decided_by || "?"}, ${when(f.decided_at)} (statement ${f.decision_attestation_id})`),
+      f.decision_reason ? h("p", {}, "Reason: " + f.decision_reason) : null);
+    return box;
+  }
+  if (!me || !me.can_decide) {
+    box.append(h("p", { class: "muted" }, `Your role (${me ? me.role : "none"}) cannot decide on findings; reviewers can.`));
+    return box;
+  }
+  const action = h("select", { id: "f-action", name: "action" },
+    h("option", { value: "confirm" }, "Confirm: the weights evidence holds"),
+    h("option", { value: "dismiss" }, "Dismiss: the weights evidence does not hold"));
+  const reason = h("textarea", { id: "f-reason", name: "reason", rows: "3", maxlength: "4000", required: true });
+  const effect = h("p", { class: "muted", id: "f-effect" });
+  const sync = () => { effect.textContent = action.value === "confirm" ? "Confirming " + confirmDoes + "." : "Dismissing closes the finding; the declared lineage stands."; };
+  action.addEventListener("change", sync);
+  const out = h("p", { id: "f-result", role: "status" });
+  const form = h("form", { id: "finding-form", novalidate: true },
+    h("label", { for: "f-action" }, "Decision"), action,
+    h("label", { for: "f-reason" }, "Reason (required)"), reason,
+    effect,
+    h("button", { type: "submit", id: "f-submit" }, "Sign and submit"),
+    h("p", { class: "muted" }, "Signed here with your own key (WebCrypto Ed25519, kept in this browser), then verified and logged by the server."),
+    out);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    out.className = ""; say("");
+    try {
+      if (!reason.value.trim()) throw new Error("a decision on a finding needs a reason: say why the weights evidence holds or does not");
+      const key = await ensureKey((t) => { out.textContent = t; });
+      const kind = action.value === "confirm" ? "finding-confirmation" : "finding-dismissal";
+      const st = SB.statement(kind, f.model, f.model_ref, { finding: f.statement, reason: reason.value });
+      out.textContent = "Signing in this browser…";
+      const envelope = await SB.signStatement(key, st);
+      const res = await api("POST", "/v1/attestations", envelope);
+      out.textContent = `Recorded: statement ${res.attestation_id}, log index ${res.log_index}` +
+        (res.edges_added ? `; added ${f.model_ref} initialized_from ${f.other_ref}` : "") + ".";
+      out.className = "ok";
+      setTimeout(route, 800);
+    } catch (e) { out.textContent = e.message; out.className = "bad"; }
+  });
+  sync();
+  box.append(form);
+  return box;
 }
 
 // ---------------------------------------------------------------------------- browse + log
@@ -409,7 +565,8 @@ function statementsTable(report) {
 
 async function viewArtifact(main, ref) {
   busy(main);
-  const report = await api("GET", refPath(ref) + "/report");
+  const [report, found] = await Promise.all([api("GET", refPath(ref) + "/report"),
+    api("GET", "/v1/findings?" + new URLSearchParams({ model: ref, limit: "20" }))]);
   const a = report.artifact;
   const risk = report.risk;
   const status = report.acceptances.some((x) => new Date(x.expires_at) > new Date()) && risk.status === "at_risk" ? "accepted" : risk.status;
@@ -434,7 +591,7 @@ async function viewArtifact(main, ref) {
   const toggle = h("button", { type: "button", id: "toggle-direction", class: "secondary" }, "Show descendants");
   const graphBox = h("section", { class: "card", id: "lineage" }, h("div", { class: "graph-title" }, graphTitle, toggle));
   const stTable = statementsTable(report);
-  main.replaceChildren(head, explain, graphBox,
+  main.replaceChildren(head, explain, artifactFindings(found) || "", graphBox,
     decisionPanel(report), evidencePanel(report), timeline(report),
     h("section", { class: "card" }, stTable,
       h("p", { class: "muted" }, "Log verifier key: ", h("span", { class: "mono" }, report.log.vkey))),
@@ -672,6 +829,7 @@ async function route() {
     else if (path === "/log") await viewLog(view);
     else if (path.startsWith("/artifact/")) await viewArtifact(view, decodeURIComponent(path.slice(10)));
     else if (path.startsWith("/report/")) await viewReport(view, decodeURIComponent(path.slice(8)));
+    else if (path.startsWith("/finding/")) await viewFinding(view, decodeURIComponent(path.slice(9)));
     else view.replaceChildren(h("p", {}, "No such page."));
     if (gen !== state.gen) return;
     main.replaceChildren(view);

@@ -15,6 +15,8 @@ const SB = (() => {
     flag: "https://studbook.dev/attestations/flag/v1",
     clearance: "https://studbook.dev/attestations/clearance/v1",
     acceptance: "https://studbook.dev/attestations/risk-acceptance/v1",
+    "finding-confirmation": "https://studbook.dev/attestations/finding-confirmation/v1",
+    "finding-dismissal": "https://studbook.dev/attestations/finding-dismissal/v1",
   };
 
   function b64(bytes) {
@@ -164,8 +166,8 @@ const SB = (() => {
     return { body, origin: lines[0], size: Number(lines[1]), root: unb64(lines[2]), sigs };
   }
 
-  // A C2SP signed note verified under a vkey `<name>+<hex key id>+<base64(0x01 || key)>`.
-  async function verifyCheckpoint(note, vkey) {
+  // A vkey `<name>+<hex key id>+<base64(0x01 || key)>`, its id checked against its key.
+  async function parseVkey(vkey) {
     // The name and the hex id hold no '+'; the base64 key may.
     const first = vkey.indexOf("+"), second = vkey.indexOf("+", first + 1);
     if (first < 1 || second < 0) throw new Error("malformed verifier key");
@@ -175,6 +177,12 @@ const SB = (() => {
     const pub = keyBytes.slice(1);
     const expectId = (await sha256(concat(enc.encode(name + "\n"), Uint8Array.of(1), pub))).slice(0, 4);
     if (hex(expectId) !== idHex) throw new Error("verifier key id does not match its key");
+    return { name, pub, expectId };
+  }
+
+  // A C2SP signed note verified under the log's vkey.
+  async function verifyCheckpoint(note, vkey) {
+    const { name, pub, expectId } = await parseVkey(vkey);
     const cp = parseNote(note);
     const key = await crypto.subtle.importKey("raw", pub, { name: "Ed25519" }, false, ["verify"]);
     const mine = cp.sigs.filter((s) => s.name === name && equal(s.raw.slice(0, 4), expectId));
@@ -197,8 +205,27 @@ const SB = (() => {
     return { index: proof.log_index, size: cp.size, origin: cp.origin };
   }
 
+  // A statement the registry signed with the log's own key (a finding from the weights): the
+  // DSSE signature under the key in the log's vkey, and the payload's sha256, which decisions
+  // name. Returns the statement.
+  async function verifyLogSigned(envelope, vkey, payloadDigest) {
+    const { pub } = await parseVkey(vkey);
+    const keyid = hex(await sha256(pub));
+    if (envelope.payloadType !== PAYLOAD_TYPE) throw new Error("not an in-toto envelope");
+    const payload = unb64(envelope.payload);
+    if (hex(await sha256(payload)) !== payloadDigest) throw new Error("the statement is not the one named");
+    const key = await crypto.subtle.importKey("raw", pub, { name: "Ed25519" }, false, ["verify"]);
+    const mine = (envelope.signatures || []).filter((s) => s.keyid === keyid);
+    if (!mine.length) throw new Error("not signed with the log's key");
+    for (const s of mine) {
+      const ok = await crypto.subtle.verify({ name: "Ed25519" }, key, unb64(s.sig), pae(envelope.payloadType, payload));
+      if (!ok) throw new Error("the signature does not verify under the log's key");
+    }
+    return JSON.parse(new TextDecoder().decode(payload));
+  }
+
   return { b64, unb64, hex, sha256, canonicalJson, entryBytes, pae, newKey, storedKey, storeKey,
     forgetKey, possessionProof, statement, signStatement, verifyInclusion, verifyCheckpoint,
-    rootFromInclusion, PREDICATES };
+    verifyLogSigned, rootFromInclusion, PREDICATES };
 })();
 window.SB = SB;
