@@ -3,8 +3,10 @@
     python -m registry.web.screenshots [--out docs]
 
 Starts `studbook serve` on a fresh SQLite registry in a temporary folder, seeds it with
-`studbook demo`, signs a reviewer in through the page in Debian's headless Chromium (Selenium,
-the `test` extra), and saves `review-queue.png`, `review-artifact.png` and `review-report.png`;
+`studbook demo` and three models registered from their weights (a student declared as a fine-tune
+of one base whose weights come from another, so the registry raises two findings), signs a
+reviewer in through the page in Debian's headless Chromium (Selenium, the `test` extra), and
+saves `review-queue.png`, `review-artifact.png`, `review-report.png` and `review-finding.png`;
 then runs the digits eval in the server's worker and saves its student's page,
 `review-evidence.png`.
 Nothing is downloaded: the browser is the system's, and the page loads only from the server.
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the server is stopped, not orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.out.mkdir(parents=True, exist_ok=True)
-    shots = ["review-queue.png", "review-artifact.png", "review-report.png"]
+    shots = ["review-queue.png", "review-artifact.png", "review-report.png", "review-finding.png"]
     with tempfile.TemporaryDirectory(prefix="studbook-shots-") as tmp:
         work = Path(tmp)
         port = _port()
@@ -101,7 +103,13 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.2)
             for step in (("keygen",), ("keys", "register"), ("demo",)):
                 _cli(env, work, *step)
+            _weights_findings(env, work)
             admin = (work / "studbook-data" / "admin-token").read_text().strip()
+            finding = httpx.get(
+                url + "/v1/findings",
+                params={"kind": "undeclared_shared_base"},
+                headers={"Authorization": f"Bearer {admin}"},
+            ).json()["data"][0]["id"]
             token = httpx.post(
                 url + "/v1/principals",
                 json={"name": "rita", "role": "reviewer"},
@@ -139,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
                     ec.presence_of_element_located((By.CSS_SELECTOR, "#report [data-verified]"))
                 )
                 _shot(driver, args.out / "review-report.png", args.width)
+                driver.get(url + f"/#/finding/{finding}")
+                wait.until(
+                    ec.presence_of_element_located(
+                        (By.CSS_SELECTOR, "#finding-inclusion[data-verified]")
+                    )
+                )
+                _shot(driver, args.out / "review-finding.png", args.width)
                 if args.eval:
                     student = _digits_student(url, admin)
                     driver.get(url + "/#/artifact/" + quote(student, safe=""))
@@ -154,6 +169,29 @@ def main(argv: list[str] | None = None) -> int:
     for name in shots:
         print(args.out / name)
     return 0
+
+
+def _weights_findings(env: dict[str, str], work: Path) -> None:
+    """Register two independent bases and a student declared `fine_tuned_from` the second
+    whose weights are the first's plus fine-tuning noise, each with its weights' fingerprint
+    (what `studbook register` signs by default): the registry raises an undeclared shared base
+    and a contradicted parent."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    base = np.random.default_rng(0).normal(0, 0.02, (2048, 64)).astype(np.float32)
+    other = np.random.default_rng(1).normal(0, 0.02, (2048, 64)).astype(np.float32)
+    student = base + np.random.default_rng(2).normal(0, 0.006, base.shape).astype(np.float32)
+    for name, weights, parents in (
+        ("acme/base-lm", base, ()),
+        ("acme/other-lm", other, ()),
+        ("acme/summariser", student, ("fine_tuned_from=acme/other-lm@1",)),
+    ):
+        folder = work / "weights" / name.split("/")[1]
+        folder.mkdir(parents=True)
+        save_file({"model.embed_tokens.weight": weights}, str(folder / "model.safetensors"))
+        extra = [arg for p in parents for arg in ("--parent", p)]
+        _cli(env, work, "register", "model", str(folder), "--name", name, "--version", "1", *extra)
 
 
 def _digits_student(url: str, admin: str) -> str:
