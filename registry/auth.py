@@ -88,11 +88,26 @@ def require(caller: Caller, *roles: Role) -> Caller:
     )
 
 
-# token hash -> (caller, expiry). A token's principal and role cannot change through the API,
-# so a short cache only delays nothing; it saves a query and a thread hop on every request.
+# sha256 of the Authorization header -> (caller, expiry). It saves a query and a thread hop on
+# every request. Only successful answers are kept, under the hash of the exact header, so a
+# token is only ever answered with the principal its own lookup found, and an unknown token is
+# looked up again every time. A token's principal and role cannot change through the API; a
+# token revoked in the database by other means (an operator's UPDATE, another replica) keeps
+# working for at most CACHE_TTL_S seconds in a process that cached it; `forget` ends that at
+# once in this process.
 _CACHE: dict[str, tuple[Caller, float]] = {}
-_CACHE_TTL = 10.0
+CACHE_TTL_S = 10.0
 _CACHE_MAX = 4096
+
+
+def forget(principal_id: int | None = None) -> None:
+    """Drop the cached callers of `principal_id` (every cached caller when None), so the next
+    request with their tokens is checked against the database again."""
+    if principal_id is None:
+        _CACHE.clear()
+        return
+    for key in [k for k, (c, _) in _CACHE.items() if c.id == principal_id]:
+        _CACHE.pop(key, None)
 
 
 def _authenticate_fresh(engine: Any, authorization: str | None) -> Caller:
@@ -143,5 +158,5 @@ async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
     )
     if len(_CACHE) >= _CACHE_MAX:
         _CACHE.clear()
-    _CACHE[key] = (caller, now + _CACHE_TTL)
+    _CACHE[key] = (caller, now + CACHE_TTL_S)
     return caller

@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
+import anyio.to_thread
 from litestar.datastructures import State
 from sqlmodel import Session
 
 
-def provide_db_session(state: State) -> Iterator[Session]:
+async def provide_db_session(state: State) -> AsyncIterator[Session]:
     """A session per request. Services commit explicitly at the end of a write, so anything
-    not committed when the handler ends (an error half-way) is rolled back here."""
+    not committed when the handler ends (an error half-way) is rolled back here.
+
+    Closing a session that still holds a connection talks to the database (a rollback), so it
+    runs in a worker thread, as the handlers do. A handler that ended its transaction itself
+    (the read routes end theirs in their own thread, `end_read`) leaves nothing to roll back,
+    and the close runs here without another thread hop.
+    """
     session = Session(state.engine, expire_on_commit=False)
     try:
         yield session
     finally:
-        session.close()
+        if session.get_transaction() is None:
+            session.close()
+        else:
+            await anyio.to_thread.run_sync(session.close)
+
+
+def end_read(session: Session) -> None:
+    """End a read-only request's transaction, returning its connection to the pool, from the
+    handler's own thread (see `provide_db_session`)."""
+    session.rollback()

@@ -18,6 +18,7 @@ def install() -> None:
     from ..artifacts.schemas import LineagePublic
     from ..attestations import service as attestations
     from ..auth import Role
+    from ..deps import end_read
     from ..models import Artifact
     from . import service
 
@@ -31,7 +32,9 @@ def install() -> None:
         replay.register_derived(table)
 
     def risk_view(session: Session, artifact: Artifact, params: dict[str, str]) -> Any:
-        return service.risk_of(session, artifact)
+        answer = service.risk_of(session, artifact)
+        end_read(session)
+        return answer
 
     plain_lineage = artifacts.plain_lineage_view
 

@@ -163,6 +163,50 @@ def sql(session: Session, text_: str, params: dict[str, Any]) -> Any:
     return conn.exec_driver_sql(text_, params)
 
 
+_IN_LIST = re.compile(r"IN_(INTS|STRS)\(:([a-z_][a-z0-9_]*)\)")
+_PG_ARRAY = {"INTS": "BIGINT", "STRS": "TEXT"}
+_READY: dict[tuple[str, bool], str] = {}
+
+
+def _ready(text_: str, pg: bool) -> str:
+    out = _READY.get((text_, pg))
+    if out is None:
+        if pg:
+            out = _IN_LIST.sub(lambda m: f"= ANY(CAST(:{m[2]} AS {_PG_ARRAY[m[1]]}[]))", text_)
+            out = _NAMED.sub(r"%(\1)s", out)
+        else:
+            out = _IN_LIST.sub(r"IN (SELECT value FROM json_each(:\2))", text_)
+        _READY[(text_, pg)] = out
+    return out
+
+
+def fetch(session: Session, text_: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Rows of a fixed read on the session's transaction, through the driver's cursor.
+
+    The read paths (the fine-tune check, the risk query) run a handful of indexed lookups each,
+    and SQLAlchemy's per-statement work (building, cache keys, result metadata) costs more than
+    the lookups themselves; this skips all of it. `:name` parameters as in `sql`;
+    `IN_INTS(:ids)` and `IN_STRS(:names)` take a list as one parameter (`json_each` on SQLite,
+    `= ANY(array)` on PostgreSQL), so the text, and the driver's prepared statement, stay fixed
+    however many values there are. JSON columns come back as text on SQLite (`loads`).
+    """
+    conn = session.connection()  # joins (or begins) the session's transaction
+    pg = conn.dialect.name == "postgresql"
+    if not pg:
+        params = {k: json.dumps(v) if isinstance(v, list) else v for k, v in params.items()}
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(_ready(text_, pg), params)
+        return cur.fetchall()
+    finally:
+        cur.close()
+
+
+def loads(value: Any) -> Any:
+    """A JSON column's value as read by `fetch`: text on SQLite, decoded on PostgreSQL."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def _index_new_dataset(
     session: Session, dataset: int, new_edges: list[tuple[int, int, Any]]
 ) -> None:
@@ -325,12 +369,14 @@ def rebuild(session: Session) -> tuple[int, int]:
 def ancestor_sets(session: Session, ids: Iterable[int]) -> dict[int, set[int]]:
     """Weights-ancestor sets (each model included) of the given models."""
     out: dict[int, set[int]] = {}
-    for part in whole(sorted(set(ids))):
-        for m, a in session.execute(
-            select(_WA.c.model_id, _WA.c.ancestor_id).where(among(session, _WA.c.model_id, part))
-        ):
+    wanted = sorted({int(i) for i in ids})
+    if wanted:
+        for m, a in fetch(session, _ANCESTORS, {"ids": wanted}):
             out.setdefault(m, set()).add(a)
     return out
+
+
+_ANCESTORS = "SELECT model_id, ancestor_id FROM weights_ancestors WHERE model_id IN_INTS(:ids)"
 
 
 def nearest(shared: set[int], anc: dict[int, set[int]]) -> set[int]:

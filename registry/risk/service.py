@@ -21,9 +21,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, exists, func, insert, or_, select, text, update
+from sqlalchemy import bindparam, delete, exists, func, insert, select, text, update
 from sqlmodel import Session
 
 from lineage.graph import LineageGraph, Node
@@ -260,21 +260,17 @@ def _in_force(
 ) -> tuple[dict[int, set[str]], dict[int, set[str]]]:
     """Per artifact, the traits with a flag in force and the traits cleared (the later statement
     on an (artifact, trait) wins, as in `lineage.risk`)."""
-    latest: dict[tuple[int, str], tuple[int, str]] = {}
+    seen: set[tuple[int, str]] = set()
     last_clear: dict[tuple[int, str], int] = {}
     last_flag: dict[tuple[int, str], int] = {}
-    for part in derived.whole(sorted(set(ids))):
-        for a, t, st, seq in session.execute(
-            select(_S.c.artifact_id, _S.c.trait, _S.c.statement, _S.c.seq).where(
-                derived.among(session, _S.c.artifact_id, part)
-            )
-        ):
-            latest[(a, t)] = (0, "")
-            held = last_clear if st == "clearance" else last_flag
-            held[(a, t)] = max(held.get((a, t), -1), seq)
+    wanted = sorted({int(i) for i in ids})
+    for a, t, st, seq in derived.fetch(session, _IN_FORCE, {"ids": wanted}) if wanted else ():
+        seen.add((a, t))
+        held = last_clear if st == "clearance" else last_flag
+        held[(a, t)] = max(held.get((a, t), -1), seq)
     flagged: dict[int, set[str]] = {}
     cleared: dict[int, set[str]] = {}
-    for a, t in latest:
+    for a, t in sorted(seen):
         if last_flag.get((a, t), -1) > last_clear.get((a, t), -1):
             flagged.setdefault(a, set()).add(t)
         elif (a, t) in last_clear:
@@ -282,15 +278,19 @@ def _in_force(
     return flagged, cleared
 
 
+_IN_FORCE = (
+    "SELECT artifact_id, trait, statement, seq FROM risk_statements WHERE artifact_id IN_INTS(:ids)"
+)
+
+
 def _digests(session: Session, ids: Iterable[int]) -> dict[int, str]:
-    out: dict[int, str] = {}
-    for part in derived.whole(sorted(set(ids))):
-        out.update(
-            session.execute(
-                select(_A.c.id, _A.c.digest).where(derived.among(session, _A.c.id, part))
-            ).all()
-        )
-    return out
+    wanted = sorted({int(i) for i in ids})
+    if not wanted:
+        return {}
+    return dict(derived.fetch(session, _DIGESTS, {"ids": wanted}))  # type: ignore[arg-type]
+
+
+_DIGESTS = "SELECT id, digest FROM artifacts WHERE id IN_INTS(:ids)"
 
 
 def _derive_marks(session: Session, region: set[int]) -> dict[tuple[int, str], dict[str, Any]]:
@@ -557,14 +557,13 @@ def rebuild_all(session: Session) -> int:
 
 
 def _refs(session: Session, digests: Iterable[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
     items = sorted(set(digests))
-    for part in (items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)):
-        for d, n, v in session.execute(
-            select(_A.c.digest, _A.c.name, _A.c.version).where(_A.c.digest.in_(part))
-        ):
-            out[d] = f"{n}@{v}"
-    return out
+    if not items:
+        return {}
+    return {d: f"{n}@{v}" for d, n, v in derived.fetch(session, _REFS, {"ds": items})}
+
+
+_REFS = "SELECT digest, name, version FROM artifacts WHERE digest IN_STRS(:ds)"
 
 
 def _path(raw: Iterable[Sequence[str]], refs: dict[str, str]) -> list[PathEdge]:
@@ -582,12 +581,14 @@ def _marks_public(session: Session, rows: Sequence[Any]) -> list[MarkPublic]:
         digests.update(r.shared_base)
         for c, p, _ in r.path:
             digests.update((c, p))
-    id_digest = (
-        dict(session.execute(select(_A.c.id, _A.c.digest).where(_A.c.id.in_(ids))).all())
-        if ids
-        else {}
-    )
-    refs = _refs(session, digests | set(id_digest.values()))
+    id_digest: dict[int, str] = {}
+    refs: dict[str, str] = {}
+    if rows:  # the marks' own ids and the digests their paths name, in one indexed read
+        for i, d, n, v in derived.fetch(
+            session, _IDS_OR_DIGESTS, {"ids": sorted(ids), "ds": sorted(digests)}
+        ):
+            id_digest[i] = d
+            refs[d] = f"{n}@{v}"
     cited = _flag_evidence(session, {(r.source_id, r.trait) for r in rows})
     detail = describe_evidence(session, cited.values())
     out = []
@@ -621,28 +622,83 @@ def _flag_evidence(
     if not pairs:
         return {}
     sources = sorted({a for a, _ in pairs})
-    rows = session.execute(
-        select(_S.c.artifact_id, _S.c.trait, _S.c.evidence)
-        .where(_S.c.artifact_id.in_(sources), _S.c.statement == "flag")
-        .order_by(_S.c.seq)
-    )
     out: dict[tuple[int, str], tuple[str, ...]] = {}
-    for artifact_id, trait, evidence in rows:
+    for artifact_id, trait, evidence in derived.fetch(session, _FLAG_EVIDENCE, {"ids": sources}):
         if (artifact_id, trait) in pairs:
-            out[(artifact_id, trait)] = tuple(evidence or ())
+            out[(artifact_id, trait)] = tuple(derived.loads(evidence) or ())
     return out
 
 
+_IDS_OR_DIGESTS = (
+    "SELECT id, digest, name, version FROM artifacts WHERE id IN_INTS(:ids) OR digest IN_STRS(:ds)"
+)
+_FLAG_EVIDENCE = (
+    "SELECT artifact_id, trait, evidence FROM risk_statements "
+    "WHERE artifact_id IN_INTS(:ids) AND statement = 'flag' ORDER BY seq"
+)
+_STATEMENTS = (
+    "SELECT s.attestation_id, s.statement, s.trait, s.severity, s.reason, s.evidence, s.seq, "
+    "s.created_at, a.digest, a.kind, a.name, a.version "
+    "FROM risk_statements s JOIN artifacts a ON a.id = s.artifact_id WHERE {where}"
+)
+_MARKS_FULL = (
+    "SELECT model_id, trait, kind, source_id, via_id, path, shared_base, created_at "
+    "FROM risk_marks WHERE model_id = :m ORDER BY trait"
+)
+
+
+class _StatementRow(NamedTuple):
+    attestation_id: int
+    statement: str
+    trait: str
+    severity: str | None
+    reason: str
+    evidence: list[str]
+    seq: int
+    created_at: datetime
+    digest: str
+    kind: str
+    name: str
+    version: str
+
+
+class _FullMarkRow(NamedTuple):
+    model_id: int
+    trait: str
+    kind: str
+    source_id: int
+    via_id: int
+    path: list[Any]
+    shared_base: list[str]
+    created_at: datetime
+
+
+def _datetime(session: Session) -> Any:
+    """How a timestamp column reads through `fetch` (text on SQLite), as SQLAlchemy reads it."""
+    dialect = session.get_bind().dialect
+    proc = _DATETIME.get(dialect.name)
+    if proc is None:
+        proc = _S.c.created_at.type.result_processor(dialect, None) or (lambda v: v)
+        _DATETIME[dialect.name] = proc
+    return proc
+
+
+_DATETIME: dict[str, Any] = {}
+
+
 def _statements_in_force(
-    session: Session, where: Any
+    session: Session, where: str, params: dict[str, Any]
 ) -> tuple[list[FlagPublic], list[ClearancePublic]]:
-    """Flags and clearances in force among the statements matching `where`, by the reference
-    rule (the later statement on an (artifact, trait) wins)."""
-    rows = session.execute(
-        select(_S, _A.c.digest, _A.c.kind, _A.c.name, _A.c.version)
-        .join(_A, _A.c.id == _S.c.artifact_id)
-        .where(where)
-    ).all()
+    """Flags and clearances in force among the statements matching `where` (SQL on `s`, the
+    statements, for `derived.fetch`), by the reference rule (the later statement on an
+    (artifact, trait) wins)."""
+    when = _datetime(session)
+    rows = [
+        _StatementRow(a, st, t, sev, rsn, derived.loads(ev), seq, when(at), *rest)
+        for a, st, t, sev, rsn, ev, seq, at, *rest in derived.fetch(
+            session, _STATEMENTS.format(where=where), params
+        )
+    ]
     if not rows:
         return [], []
     nodes = {r.digest: Node(r.digest, ArtifactKind(r.kind)) for r in rows}
@@ -701,11 +757,13 @@ def _statements_in_force(
 
 def risk_of(session: Session, artifact: Artifact) -> RiskPublic:
     """Flags, clearances and at-risk marks of one artifact, with explanations."""
-    flags, clears = _statements_in_force(session, _S.c.artifact_id == artifact.id)
-    marks = _marks_public(
-        session,
-        session.execute(select(_M).where(_M.c.model_id == artifact.id).order_by(_M.c.trait)).all(),
-    )
+    flags, clears = _statements_in_force(session, "s.artifact_id = :a", {"a": artifact.id})
+    when = _datetime(session)
+    rows = [
+        _FullMarkRow(m, t, k, s, v, derived.loads(p), derived.loads(sb), when(at))
+        for m, t, k, s, v, p, sb, at in derived.fetch(session, _MARKS_FULL, {"m": artifact.id})
+    ]
+    marks = _marks_public(session, rows)
     status = "flagged" if flags else "at_risk" if marks else "cleared" if clears else "no_risk"
     return RiskPublic(
         artifact=artifact.digest,
@@ -719,8 +777,10 @@ def risk_of(session: Session, artifact: Artifact) -> RiskPublic:
 
 def list_flags(session: Session, trait: str | None) -> list[FlagPublic]:
     """Flags in force, optionally for one trait."""
-    where = _S.c.trait == trait if trait else text("1=1")
-    flags, _ = _statements_in_force(session, where)
+    if trait:
+        flags, _ = _statements_in_force(session, "s.trait = :t", {"t": trait})
+    else:
+        flags, _ = _statements_in_force(session, "1 = 1", {})
     return flags
 
 
@@ -772,7 +832,7 @@ def node_marks(
         return flags, marks
     id_of: dict[str, int] = {}
     for part in _chunks(list(ids)):
-        f, _ = _statements_in_force(session, derived.among(session, _S.c.artifact_id, part))
+        f, _ = _statements_in_force(session, "s.artifact_id IN_INTS(:ids)", {"ids": part})
         for x in f:
             if x.artifact not in id_of:
                 id_of[x.artifact] = session.scalar(select(_A.c.id).where(_A.c.digest == x.artifact))  # type: ignore[assignment]
@@ -828,28 +888,32 @@ def _resolve_refs(session: Session, refs: Sequence[tuple[str, str]]) -> list[Any
         NotFoundError: a reference is unknown (the field names which).
         BadRequestError, ConflictError: as `resolve`.
     """
-    conds = []
+    conds: list[str] = []
+    params: dict[str, Any] = {}
     keys: list[tuple[str, Any] | Any] = []
-    for _field, raw in refs:
+    for i, (_field, raw) in enumerate(refs):
         ref = raw.strip()
         bare = ref.removeprefix("sha256:")
         if "@" in ref:
             name, _, version = ref.rpartition("@")
             keys.append(("ref", (name, version)))
-            conds.append((_A.c.name == name) & (_A.c.version == version))
+            conds.append(f"(name = :n{i} AND version = :v{i})")
+            params[f"n{i}"], params[f"v{i}"] = name, version
         elif ref.isdigit() and len(ref) < 12:
             keys.append(("id", int(ref)))
-            conds.append(_A.c.id == int(ref))
+            conds.append(f"id = :i{i}")
+            params[f"i{i}"] = int(ref)
         elif len(bare) == 64 and set(bare) <= _HEX:
             keys.append(("digest", bare))
-            conds.append(_A.c.digest == bare)
+            conds.append(f"digest = :d{i}")
+            params[f"d{i}"] = bare
         else:
             keys.append(resolve(session, ref))
     index: dict[tuple[str, Any], Any] = {}
     if conds:
-        for r in session.execute(
-            select(_A.c.id, _A.c.digest, _A.c.kind, _A.c.name, _A.c.version).where(or_(*conds))
-        ):
+        sql = "SELECT id, digest, kind, name, version FROM artifacts WHERE " + " OR ".join(conds)
+        for row in derived.fetch(session, sql, params):
+            r = _ArtifactRow(*row)
             index[("id", r.id)] = index[("digest", r.digest)] = r
             index[("ref", (r.name, r.version))] = r
     out = []
@@ -865,9 +929,39 @@ def _resolve_refs(session: Session, refs: Sequence[tuple[str, str]]) -> list[Any
 
 
 _HEX = frozenset("0123456789abcdef")
-_CARRIES = exists().where(_S.c.artifact_id == _DS.c.source_id) | exists().where(
-    _M.c.model_id == _DS.c.source_id
+
+
+class _ArtifactRow(NamedTuple):
+    id: int
+    digest: str
+    kind: str
+    name: str
+    version: str
+
+
+class _SourceRow(NamedTuple):
+    dataset_id: int
+    source_id: int
+    kind: str
+    path: list[Any]
+
+
+class _MarkRow(NamedTuple):
+    model_id: int
+    trait: str
+    source_id: int
+    path: list[Any]
+
+
+# The data sources of the datasets that can give a reason: their source carries a statement or
+# a mark (both probes are primary-key or index lookups).
+_CARRYING_SOURCES = (
+    "SELECT ds.dataset_id, ds.source_id, ds.kind, ds.path FROM data_sources ds "
+    "WHERE ds.dataset_id IN_INTS(:ids) AND ("
+    "EXISTS (SELECT 1 FROM risk_statements s WHERE s.artifact_id = ds.source_id) "
+    "OR EXISTS (SELECT 1 FROM risk_marks m WHERE m.model_id = ds.source_id))"
 )
+_MARKS_OF = "SELECT model_id, trait, source_id, path FROM risk_marks WHERE model_id IN_INTS(:ids)"
 
 
 def _check(
@@ -882,27 +976,18 @@ def _check(
     """
     assert base.id is not None
     ds_ids = sorted({d.id for d in datasets if d.id is not None})
-    rows: list[Any] = []
-    for part in derived.whole(ds_ids):
-        rows.extend(
-            session.execute(
-                select(_DS.c.dataset_id, _DS.c.source_id, _DS.c.kind, _DS.c.path).where(
-                    derived.among(session, _DS.c.dataset_id, part), _CARRIES
-                )
-            ).all()
+    rows = [
+        _SourceRow(d, s, k, derived.loads(p))
+        for d, s, k, p in (
+            derived.fetch(session, _CARRYING_SOURCES, {"ids": ds_ids}) if ds_ids else ()
         )
+    ]
     ids = {base.id} | {r.source_id for r in rows}
     flagged, _ = _in_force(session, ids)
     marks: dict[int, dict[str, Any]] = {}
-    for part in derived.whole(sorted(ids)):
-        for r in session.execute(
-            select(_M.c.model_id, _M.c.trait, _M.c.source_id, _M.c.path).where(
-                derived.among(session, _M.c.model_id, part)
-            )
-        ):
-            marks.setdefault(r.model_id, {})[r.trait] = r
-    refs = {base.digest: f"{base.name}@{base.version}"}
-    refs.update({d.digest: f"{d.name}@{d.version}" for d in datasets})
+    for m_id, trait, source_id, path in derived.fetch(session, _MARKS_OF, {"ids": sorted(ids)}):
+        marks.setdefault(m_id, {})[trait] = _MarkRow(m_id, trait, source_id, derived.loads(path))
+    refs = _base_refs(base, datasets)
     if not flagged and not marks:
         return CheckResult(Verdict.OK, ()), refs
     gens = {r.source_id for r in rows if r.kind == "model"}
@@ -968,6 +1053,12 @@ def _check(
     shown |= {x for r in reasons for x in (r.via, r.source, *r.shared_base)}
     refs.update(_refs(session, shown - refs.keys()))
     return CheckResult(verdict, tuple(reasons)), refs
+
+
+def _base_refs(base: Any, datasets: Sequence[Any]) -> dict[str, str]:
+    refs = {base.digest: f"{base.name}@{base.version}"}
+    refs.update({d.digest: f"{d.name}@{d.version}" for d in datasets})
+    return refs
 
 
 def _reason_public(r: CheckReason, refs: dict[str, str]) -> ReasonPublic:
