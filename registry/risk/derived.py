@@ -190,16 +190,25 @@ def fetch(session: Session, text_: str, params: dict[str, Any]) -> list[tuple[An
     `= ANY(array)` on PostgreSQL), so the text, and the driver's prepared statement, stay fixed
     however many values there are. JSON columns come back as text on SQLite (`loads`).
     """
-    conn = session.connection()  # joins (or begins) the session's transaction
-    pg = conn.dialect.name == "postgresql"
+    tx = session.get_transaction()
+    held = session.info.get(_DRIVER)
+    if tx is None or held is None or held[0] is not tx:
+        conn = session.connection()  # joins (or begins) the session's transaction
+        held = (session.get_transaction(), conn.connection.driver_connection, conn.dialect.name)
+        session.info[_DRIVER] = held  # a transaction keeps its connection until it ends
+    _, driver, dialect = held
+    pg = dialect == "postgresql"
     if not pg:
         params = {k: json.dumps(v) if isinstance(v, list) else v for k, v in params.items()}
-    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cur = driver.cursor()
     try:
         cur.execute(_ready(text_, pg), params)
         return cur.fetchall()
     finally:
         cur.close()
+
+
+_DRIVER = "studbook_driver_connection"
 
 
 def loads(value: Any) -> Any:
