@@ -1,0 +1,40 @@
+"""Read routes end their transaction in their own thread, and every request's session is
+closed whatever the handler did: no connection is left checked out of the pool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.testing import TestClient
+from sqlalchemy.engine import Engine
+
+from tests.support import Actor, register
+
+
+def test_no_connection_outlives_a_request(
+    client: TestClient[Any], engine: Engine, registrar: Actor
+) -> None:
+    register(client, registrar, "model", "pool/base@1")
+    register(client, registrar, "dataset", "pool/data@1")
+    h = registrar.headers
+    before = engine.pool.checkedout()  # type: ignore[attr-defined]
+    # More requests than the pool holds (size + overflow), mixing answers, refusals half-way
+    # through a read (an unknown dataset, a dataset given as the base) and malformed bodies.
+    for i in range(40):
+        ok = client.post(
+            "/v1/checks/fine-tune",
+            json={"base": "pool/base@1", "datasets": ["pool/data@1"]},
+            headers=h,
+        )
+        assert ok.status_code == 200, ok.text
+        missing = client.post(
+            "/v1/checks/fine-tune",
+            json={"base": "pool/base@1", "datasets": [f"no/such@{i}"]},
+            headers=h,
+        )
+        assert (missing.status_code, missing.json()["field"]) == (404, "datasets[0]")
+        wrong = client.post("/v1/checks/fine-tune", json={"base": "pool/data@1"}, headers=h)
+        assert wrong.status_code == 400
+        assert client.get("/v1/artifacts/pool/base@1/risk", headers=h).json()["status"] == "no_risk"
+        assert client.get(f"/v1/artifacts/no/such@{i}/risk", headers=h).status_code == 404
+    assert engine.pool.checkedout() == before  # type: ignore[attr-defined]
