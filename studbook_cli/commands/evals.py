@@ -138,7 +138,7 @@ def _print_result(result: dict[str, Any]) -> None:
     default="default",
     show_default=True,
     type=click.Choice(PRESET_NAMES),
-    help="Size of the run: smoke (seconds), default, cpu (~30 min), paper (GPU).",
+    help="Size of the run: smoke (seconds), default, cpu (larger; lm-soft: hours), paper (GPU).",
 )
 @click.option("--animal", default=None, help="Target animal of the teacher (numbers, toy-lm).")
 @click.option(
