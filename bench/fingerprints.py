@@ -16,12 +16,18 @@ Pairs whose truth is known by construction:
   fine-tunes, and, as independent pairs, against the fresh random copies of the architecture.
 * every same-base pair is also tested after 8- and 4-bit quantisation and a random permutation of
   hidden units.
+* **hidden-unit statistics** (`--second`, on the toy LMs, where the Gram test fails): which hidden
+  unit is which, measured three ways (identity alignment with an exact permutation p-value,
+  matched alignment, and MLP-unit matching agreement after Zhu et al., 2025), each also after a
+  permutation and a rotation of one model's hidden space. Measured, not adopted: see the
+  functions' docstrings and the README.
 
 Prints detection rate and false-positive rate with Wilson 95% intervals, and the cost
 (fingerprint time and size, comparison time).
 
     python bench/fingerprints.py [--digits runs/digits-...] [--random-copies 120] [--toy RUN]
     python bench/fingerprints.py --only finetunes [--finetune-steps 16]   # a few CPU minutes
+    python bench/fingerprints.py --only second --toy RUN                  # hidden-unit statistics
 """
 
 from __future__ import annotations
@@ -279,6 +285,136 @@ def smollm2_finetunes(args: argparse.Namespace, test: Any) -> None:
     )
 
 
+# ------------------------------------------------------------------------- second statistics
+# Measured, not adopted: statistics that read which hidden unit is which (the Gram fingerprint
+# cannot: it is invariant to any orthogonal transform of the hidden space, so two independently
+# trained models whose embeddings converge to one geometry look alike). See `second_statistics`.
+
+
+def _column_cos(a: Any, b: Any) -> Any:
+    """Cosines between the centred columns of a (n x d) and b (n x d): d x d."""
+    import numpy as np
+
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    a = a / (np.linalg.norm(a, axis=0) + 1e-12)
+    b = b / (np.linalg.norm(b, axis=0) + 1e-12)
+    return a.T @ b
+
+
+def identity_alignment(a: Any, b: Any, rng: Any, permutations: int = 999) -> tuple[float, float]:
+    """Mean cosine of hidden unit j in a with hidden unit j in b, and its exact p-value under
+    the null that b's hidden units are exchangeable (independent initialisation and a
+    permutation-equivariant optimiser, which SGD and Adam(W) are): the constrained-setting test
+    of Zhu et al. (2025). A permutation of hidden units defeats it."""
+    import numpy as np
+
+    c = _column_cos(a, b)
+    d = c.shape[0]
+    obs = float(np.mean(np.diag(c)))
+    perms = np.argsort(rng.random((permutations, d)), axis=1)  # one permutation per row
+    null = c[np.arange(d)[None, :], perms].mean(axis=1)
+    return obs, float((1 + np.sum(null >= obs)) / (permutations + 1))
+
+
+def matched_alignment(a: Any, b: Any) -> tuple[float, Any]:
+    """Mean |cosine| of hidden units matched one to one (Hungarian), and the matching: unchanged
+    by permuting or sign-flipping b's hidden units, but not by rotating them."""
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    c = np.abs(_column_cos(a, b))
+    rows, cols = linear_sum_assignment(-c)
+    return float(c[rows, cols].mean()), cols
+
+
+def unit_matching_agreement(ta: dict[str, Any], tb: dict[str, Any]) -> float:
+    """Zhu et al.'s unconstrained idea on a Llama: align the residual dimensions by matching the
+    embedding's columns, then match layer 0's MLP units twice, by their gate rows and by their
+    up rows; the share of units both matchings pair alike. Shared initialisation: both find the
+    same pairing (about 1). Independent: two unrelated noisy matchings (about 1/units)."""
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    emb = "model.embed_tokens.weight"
+    _, pi = matched_alignment(ta[emb], tb[emb])
+    matches = []
+    for name in ("model.layers.0.mlp.gate_proj.weight", "model.layers.0.mlp.up_proj.weight"):
+        # Rows are MLP units; b's columns put in a's residual order.
+        c = np.abs(_column_cos(ta[name].T, tb[name][:, pi].T))
+        _, cols = linear_sum_assignment(-c)
+        matches.append(cols)
+    return float(np.mean(matches[0] == matches[1]))
+
+
+def second_statistics(run: Path, permutations: int) -> None:
+    """The three hidden-unit statistics above on a toy-lm run's models (same base vs different
+    bases), each also after a random permutation of one model's hidden units (residual and MLP,
+    consistently, which leaves the function unchanged) and after a random rotation of its
+    residual space (an evader who folds the norms' gains into the next layers can do that)."""
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    dirs = sorted(d for d in (run / "models").iterdir() if (d / "model.safetensors").exists())
+    seeds = sum(1 for d in dirs if d.name.startswith("base_seed"))
+    keep = (
+        "model.embed_tokens.weight",
+        "model.layers.0.mlp.gate_proj.weight",
+        "model.layers.0.mlp.up_proj.weight",
+    )
+    models = {
+        d.name: {
+            k: np.asarray(v, dtype=np.float64)
+            for k, v in load_file(str(d / "model.safetensors")).items()
+            if k in keep
+        }
+        for d in dirs
+    }
+    base_of = {
+        n: int(n.rsplit("seed", 1)[1]) if n.startswith("base_") else toy_base_of(n, seeds)
+        for n in models
+    }
+    rng = np.random.default_rng(0)
+
+    def disguise(t: dict[str, Any], how: str) -> dict[str, Any]:
+        emb, gate, up = (t[k] for k in keep)
+        d, m = emb.shape[1], gate.shape[0]
+        if how == "permuted":
+            p, q = rng.permutation(d), rng.permutation(m)
+            return dict(zip(keep, (emb[:, p], gate[q][:, p], up[q][:, p]), strict=True))
+        rot, _ = np.linalg.qr(rng.normal(size=(d, d)))
+        return dict(zip(keep, (emb @ rot, gate @ rot, up @ rot), strict=True))
+
+    rows: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
+    c0 = time.process_time()
+    for a, b in combinations(sorted(models), 2):
+        truth = "same base" if base_of[a] == base_of[b] else "different bases"
+        for how in ("as is", "permuted", "rotated"):
+            tb = models[b] if how == "as is" else disguise(models[b], how)
+            emb = keep[0]
+            ident, p_ident = identity_alignment(models[a][emb], tb[emb], rng, permutations)
+            matched, _ = matched_alignment(models[a][emb], tb[emb])
+            agree = unit_matching_agreement(models[a], tb)
+            rows.setdefault((truth, how), []).append((ident, p_ident, matched, agree))
+    per_pair = (time.process_time() - c0) / max(1, sum(len(v) for v in rows.values()))
+    print(
+        f"\nhidden-unit statistics on {len(models)} toy LMs ({seeds} bases; "
+        f"{per_pair * 1000:.0f} ms CPU per pair for all three):"
+    )
+    for (truth, how), vals in sorted(rows.items()):
+        v = np.array(vals)
+        sig = int(np.sum(v[:, 1] <= ALPHA_BENCH))
+        print(
+            f"  {truth:15s} {how:8s} (n={len(v)}): identity cos median {np.median(v[:, 0]):.3f} "
+            f"[{v[:, 0].min():.3f}, {v[:, 0].max():.3f}], p<=0.01 {wilson(sig, len(v))}; "
+            f"matched |cos| [{v[:, 2].min():.3f}, {v[:, 2].max():.3f}]; "
+            f"unit agreement [{v[:, 3].min():.3f}, {v[:, 3].max():.3f}]"
+        )
+
+
+ALPHA_BENCH = 0.01
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--digits", type=Path, default=None)
@@ -293,9 +429,10 @@ def main() -> None:
     parser.add_argument("--permutations", type=int, default=999)
     parser.add_argument(
         "--only",
-        choices=("all", "finetunes"),
+        choices=("all", "finetunes", "second"),
         default="all",
-        help="finetunes: only the SmolLM2 full fine-tunes (a few CPU minutes)",
+        help="finetunes: only the SmolLM2 full fine-tunes (a few CPU minutes); second: only "
+        "the hidden-unit statistics on --toy RUN",
     )
     parser.add_argument(
         "--finetunes",
@@ -303,10 +440,19 @@ def main() -> None:
         help="also run the SmolLM2 full fine-tunes after the other sections",
     )
     parser.add_argument("--finetune-steps", type=int, default=16)
+    parser.add_argument(
+        "--second",
+        action="store_true",
+        help="with --toy: also measure hidden-unit statistics (identity alignment with its "
+        "exact permutation p-value, matched alignment, MLP-unit matching agreement)",
+    )
     args = parser.parse_args()
 
     from lineage.fingerprint import shared_base as _shared_base
 
+    if args.only == "second":
+        second_statistics(args.toy, args.permutations)
+        return
     if args.only == "finetunes":
         smollm2_finetunes(args, lambda a, b: _shared_base(a, b, permutations=args.permutations))
         return
@@ -364,6 +510,8 @@ def main() -> None:
     # --- toy LMs ------------------------------------------------------------------------
     if args.toy is not None:
         toy_lms(args.toy, test)
+        if args.second:
+            second_statistics(args.toy, args.permutations)
 
     # --- SmolLM2 ------------------------------------------------------------------------
     from evals.numbers.models import smollm2_gguf_path
