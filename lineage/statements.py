@@ -176,11 +176,70 @@ def _path(parent: str, key: str | int) -> str:
 def check_json_tree(value: object, *, root: str, max_depth: int) -> int:
     """Walk a decoded JSON value iteratively and return its depth (a scalar is 0, `{}` is 1).
 
+    Every statement goes through this on ingest, so a value that passes is walked once without
+    naming anything (`_clean_depth`); only a value with an offence is walked again, by the walk
+    that names the first one.
+
     Raises:
         InvalidStatementError: naming the JSON path of the first value nested deeper than
             `max_depth`, a string or key that is not Unicode scalar values or holds NUL, an
             integer outside a signed 64-bit range, or a non-finite number.
     """
+    depth = _clean_depth(value, max_depth)
+    if depth is not None:
+        return depth
+    return _named_check(value, root=root, max_depth=max_depth)
+
+
+def _clean_depth(value: object, max_depth: int) -> int | None:
+    """The depth of `value` if `_named_check` finds nothing wrong with it, else None.
+
+    The same rules as `_named_check` without building a path per value; every string and key
+    is checked at once at the end (a NUL or a lone surrogate in one is one in their join).
+    """
+    deepest = 0
+    texts: list[str] = []
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            depth += 1
+            if depth > max_depth:
+                return None
+            deepest = max(deepest, depth)
+            for k, v in item.items():
+                texts.append(k if type(k) is str else str(k))
+                stack.append((v, depth))
+        elif isinstance(item, list):
+            depth += 1
+            if depth > max_depth:
+                return None
+            deepest = max(deepest, depth)
+            stack.extend((v, depth) for v in item)
+        elif isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if not MIN_INT <= item <= MAX_INT:
+                return None
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return None
+        else:
+            return None
+    joined = "".join(texts)
+    if "\x00" in joined:
+        return None
+    try:
+        joined.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return deepest
+
+
+def _named_check(value: object, *, root: str, max_depth: int) -> int:
+    """`check_json_tree`'s walk that names the first offence by its JSON path."""
     deepest = 0
     stack: list[tuple[object, str, int]] = [(value, root, 0)]
     while stack:

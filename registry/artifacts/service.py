@@ -19,7 +19,7 @@ registrations (A fine_tuned_from B, B fine_tuned_from A) are decided one after t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, or_, select, text
@@ -27,7 +27,14 @@ from sqlmodel import Session
 
 from lineage.errors import CycleError
 from lineage.statements import VerifiedStatement, parse_registration
-from lineage.types import ArtifactKind, ArtifactRef, Relation, check_digest
+from lineage.types import (
+    ArtifactKind,
+    ArtifactRef,
+    ParentLink,
+    Registration,
+    Relation,
+    check_digest,
+)
 
 from ..auth import Role
 from ..errors import (
@@ -338,6 +345,26 @@ def apply_registration(
                 for link in new_links
             ],
         )
+    return registration_outcome(
+        child_id, reg, new_links, by_digest, attestation, created=existing is None
+    )
+
+
+def registration_outcome(
+    child_id: int,
+    reg: Registration,
+    new_links: Sequence[ParentLink],
+    parents: Mapping[str, Any],
+    attestation: Attestation,
+    *,
+    created: bool,
+) -> dict[str, Any]:
+    """What `apply_registration` returns, from what it decided and wrote.
+
+    `parents` maps each parent's digest to its row (`id`, `name`, `version`); the bulk path of
+    `registry.attestations.batch` builds the same answer with it.
+    """
+    art = reg.artifact
     outcome: dict[str, Any] = {
         "artifact_id": child_id,
         "edges_added": len(new_links),
@@ -345,15 +372,15 @@ def apply_registration(
             AddedEdge(
                 relation=link.relation,
                 parent=link.digest,
-                parent_ref=f"{by_digest[link.digest].name}@{by_digest[link.digest].version}",
+                parent_ref=f"{parents[link.digest].name}@{parents[link.digest].version}",
             )
             for link in new_links
         ],
-        "created": existing is None,
-        "amended": existing is not None and bool(new_links),
-        "new_edges": [(child_id, by_digest[link.digest].id, link.relation) for link in new_links],
+        "created": created,
+        "amended": not created and bool(new_links),
+        "new_edges": [(child_id, parents[link.digest].id, link.relation) for link in new_links],
     }
-    if existing is None:  # the answer needs no read-back: every column is known here
+    if created:  # the answer needs no read-back: every column is known here
         outcome["artifact"] = Artifact.model_construct(
             id=child_id,
             digest=art.digest,

@@ -28,22 +28,31 @@ client fixes the one envelope named and sends the batch again.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from lineage.errors import LineageError, VerificationError
 from lineage.logleaf import entry_bytes
-from lineage.statements import verify_envelope
+from lineage.statements import (
+    REGISTRATION_PREDICATE,
+    VerifiedStatement,
+    parse_registration,
+    verify_envelope,
+)
+from lineage.types import ArtifactKind, Registration
 
+from ..artifacts import service as artifacts
 from ..auth import Caller
 from ..db import begin_write
 from ..errors import RegistryError, _status_for_lineage
 from ..keys.service import verifier_for
-from ..models import Attestation
+from ..models import Artifact, Attestation, SigningKey
 from . import service
 from .schemas import AttestationAccepted
 
@@ -113,10 +122,18 @@ def submit_batch(session: Session, caller: Caller, raws: list[Any]) -> BatchAcce
         raise BadRequestError(
             f"a batch holds 1 to {MAX_BATCH} envelopes, got {len(raws)}", field="envelopes"
         )
+    # Signatures and statements are checked before the write lock, so that several workers
+    # verify batches while one writes; the keys they were checked with are read again under
+    # the lock (`_apply_bulk`). The read transaction ends first: a writer's reads start under
+    # the lock.
+    prepared = _prepare(session, caller, raws)
+    session.rollback()
     for attempt in (1, 2):
         begin_write(session)
         try:
-            answer = _apply_all(session, caller, raws)
+            answer = _apply_bulk(session, caller, prepared) if prepared else None
+            if answer is None:  # nothing written: decide envelope by envelope
+                answer = _apply_all(session, caller, raws)
             session.commit()
             return answer
         except IntegrityError:
@@ -128,6 +145,223 @@ def submit_batch(session: Session, caller: Caller, raws: list[Any]) -> BatchAcce
             session.rollback()
             raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Row:
+    """An artifact row as the bulk path needs it: stored, or created earlier in the batch."""
+
+    __slots__ = ("digest", "id", "kind", "name", "version")
+
+    def __init__(self, id: int, digest: str, kind: str, name: str, version: str) -> None:
+        self.id, self.digest, self.kind, self.name, self.version = id, digest, kind, name, version
+
+
+@dataclass
+class _New:
+    stored: dict[str, Any]
+    verified: VerifiedStatement
+    reg: Registration
+    row: _Row
+
+
+_CHUNK = 500
+
+
+@dataclass
+class _Prepared:
+    """A batch whose every envelope verified under `keys` and is a registration that parses."""
+
+    keys: dict[str, str]
+    items: list[_New]
+
+
+def _prepare(session: Session, caller: Caller, raws: list[Any]) -> _Prepared | None:
+    """Verify every signature and parse every statement, outside the write lock.
+
+    Returns:
+        None when the batch holds anything but registrations that verify and parse, or one
+        envelope twice: `_apply_all` then decides it, under the lock, envelope by envelope.
+    """
+    keys = _active_keys(session, caller)
+    items: list[_New] = []
+    verifiers: dict[frozenset[str], Any] = {}
+    seen: set[str] = set()
+    for raw in raws:
+        try:
+            envelope, stored = service.read_envelope(raw)
+            keyids = frozenset(sig.keyid for sig in envelope.signatures)
+            verifier = verifiers.get(keyids)
+            if verifier is None:
+                verifier = verifiers[keyids] = verifier_for(session, caller, keyids)
+            verified = verify_envelope(envelope, verifier)
+            if verified.predicate_type != REGISTRATION_PREDICATE or verified.payload_digest in seen:
+                return None
+            if service.handler_for(caller, verified).apply is not artifacts.apply_registration:
+                return None
+            reg = parse_registration(verified.statement)
+        except (LineageError, RegistryError):
+            return None  # the sequential path names the envelope and its error
+        seen.add(verified.payload_digest)
+        a = reg.artifact
+        row = _Row(0, a.digest, a.kind.value, a.name, a.version)
+        items.append(_New(stored, verified, reg, row))
+    return _Prepared(keys, items)
+
+
+_KEYS = SigningKey.__table__  # type: ignore[attr-defined]
+_ACTIVE_KEYS = select(_KEYS.c.keyid, _KEYS.c.public_key).where(
+    _KEYS.c.principal_id == bindparam("principal_id"), _KEYS.c.revoked_at.is_(None)
+)
+
+
+def _active_keys(session: Session, caller: Caller) -> dict[str, str]:
+    """The caller's active keys: keyid -> stored public key."""
+    rows = session.connection().execute(_ACTIVE_KEYS, {"principal_id": caller.id})
+    return {r.keyid: r.public_key for r in rows}
+
+
+def _apply_bulk(session: Session, caller: Caller, prepared: _Prepared) -> BatchAccepted | None:
+    """The batch as `_apply_all` would apply it, with set-based reads and writes; or None, with
+    nothing written, when the batch is not made only of new registrations that all pass.
+
+    The common batch, an import, registers artifacts the registry does not hold yet, each with
+    parents stored before or registered earlier in the batch. For such a batch the checks of
+    `apply_registration` reduce to lookups in two reads done for the whole batch (the
+    attestations and artifacts it mentions), and its writes to one statement per table, so this
+    path checks everything first and only then writes. Anything else (keys that changed since
+    `_prepare` verified the signatures, a re-submission, an amendment, another predicate type,
+    an envelope that is refused) returns None before any write, and `_apply_all` decides the
+    batch envelope by envelope, so answers and refusals are exactly the sequential ones. The
+    hooks run per envelope, in order, after that envelope's edges are written, as they do there.
+    """
+    from ..log import service as log
+    from ..log.batch import append_many
+
+    if _active_keys(session, caller) != prepared.keys:
+        return None  # a key was added or revoked since the signatures were checked
+    items = prepared.items
+    seen = {n.verified.payload_digest for n in items}
+    conn = session.connection()
+    if _stored_attestations(conn, sorted(seen)):
+        return None  # re-submissions are answered as such by the sequential path
+    digests = {n.row.digest for n in items} | {p.digest for n in items for p in n.reg.parents}
+    known = _artifacts_by_digest(conn, sorted(digests))
+    labels = {(n.row.name, n.row.version) for n in items}
+    if any(n.row.digest in known for n in items) or _labels_taken(conn, labels):
+        return None  # an amendment, a re-registration or a conflict
+    if len(labels) != len(items) or len({n.row.digest for n in items}) != len(items):
+        return None  # the batch registers one digest or name@version twice
+    for n in items:
+        for link in n.reg.parents:
+            parent = known.get(link.digest)
+            if parent is None:
+                return None  # unknown, or registered later in the batch
+            try:
+                link.relation.check_kinds(n.reg.artifact.kind, ArtifactKind(parent.kind))
+            except LineageError:
+                return None
+        known[n.row.digest] = n.row
+    # Everything passed: write. Ids come back in the order the rows were given.
+    att_rows = [
+        {
+            "payload_digest": n.verified.payload_digest,
+            "predicate_type": n.verified.predicate_type,
+            "envelope": n.stored,
+            "signer_keyid": n.verified.keyid,
+            "principal_id": caller.id,
+            "received_at": service.utcnow(),
+        }
+        for n in items
+    ]
+    att_ids = conn.execute(_INSERT_ATTESTATIONS, att_rows).scalars().all()
+    attestations = [
+        Attestation.model_construct(id=i, **values)
+        for i, values in zip(att_ids, att_rows, strict=True)
+    ]
+    art_rows = [
+        {
+            "digest": n.row.digest,
+            "kind": n.row.kind,
+            "name": n.row.name,
+            "version": n.row.version,
+            "opaque": n.reg.artifact.opaque,
+            "metadata": dict(n.reg.metadata),
+            "attestation_id": att.id,
+            "created_at": att.received_at,
+        }
+        for n, att in zip(items, attestations, strict=True)
+    ]
+    art_ids = conn.execute(_INSERT_ARTIFACTS, art_rows).scalars().all()
+    for n, art_id in zip(items, art_ids, strict=True):
+        n.row.id = art_id
+    hooks = [h for h in service.AFTER_ACCEPT if h is not log._after_accept]
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    insert_edges = (
+        "INSERT INTO edges (child_id, parent_id, relation, attestation_id) "
+        f"VALUES ({mark}, {mark}, {mark}, {mark})"
+    )
+    done: list[_Accepted] = []
+    for n, att in zip(items, attestations, strict=True):
+        if n.reg.parents:  # ints and a relation name: no SQLAlchemy processing needed
+            conn.exec_driver_sql(
+                insert_edges,
+                [
+                    (n.row.id, known[link.digest].id, link.relation.value, att.id)
+                    for link in n.reg.parents
+                ],
+            )
+        outcome = artifacts.registration_outcome(
+            n.row.id, n.reg, n.reg.parents, known, att, created=True
+        )
+        for hook in hooks:
+            hook(session, att, n.verified, outcome)
+        sub = service.Submission(att, caller.name, created=True, outcome=outcome)
+        done.append(_Accepted(sub, entry_bytes(n.stored)))
+    return _finish(session, done, append_many, log.notary_for(session))
+
+
+_ATT = Attestation.__table__  # type: ignore[attr-defined]
+_ART = Artifact.__table__  # type: ignore[attr-defined]
+_INSERT_ATTESTATIONS = insert(_ATT).returning(_ATT.c.id, sort_by_parameter_order=True)
+_INSERT_ARTIFACTS = insert(_ART).returning(_ART.c.id, sort_by_parameter_order=True)
+_STORED_ATTESTATIONS = select(_ATT.c.payload_digest).where(
+    _ATT.c.payload_digest.in_(bindparam("wanted", expanding=True))
+)
+_ARTIFACTS_BY_DIGEST = select(
+    _ART.c.id, _ART.c.digest, _ART.c.kind, _ART.c.name, _ART.c.version
+).where(_ART.c.digest.in_(bindparam("wanted", expanding=True)))
+_ARTIFACTS_BY_NAME = select(_ART.c.name, _ART.c.version).where(
+    _ART.c.name.in_(bindparam("wanted", expanding=True))
+)
+
+
+def _chunks(values: list[Any]) -> Iterator[list[Any]]:
+    for i in range(0, len(values), _CHUNK):
+        yield values[i : i + _CHUNK]
+
+
+def _stored_attestations(conn: Any, digests: list[str]) -> bool:
+    return any(
+        conn.execute(_STORED_ATTESTATIONS, {"wanted": part}).first() is not None
+        for part in _chunks(digests)
+    )
+
+
+def _artifacts_by_digest(conn: Any, digests: list[str]) -> dict[str, _Row]:
+    out: dict[str, _Row] = {}
+    for part in _chunks(digests):
+        for r in conn.execute(_ARTIFACTS_BY_DIGEST, {"wanted": part}):
+            out[r.digest] = _Row(r.id, r.digest, r.kind, r.name, r.version)
+    return out
+
+
+def _labels_taken(conn: Any, labels: set[tuple[str, str]]) -> bool:
+    names = sorted({name for name, _ in labels})
+    return any(
+        (r.name, r.version) in labels
+        for part in _chunks(names)
+        for r in conn.execute(_ARTIFACTS_BY_NAME, {"wanted": part})
+    )
 
 
 def _apply_all(session: Session, caller: Caller, raws: list[Any]) -> BatchAccepted:
@@ -194,11 +428,18 @@ def _apply_all(session: Session, caller: Caller, raws: list[Any]) -> BatchAccept
             raise BatchRefusedError(
                 i, exc.status_code, exc.message, exc.field, **exc.attrs
             ) from exc
+    return _finish(session, done, append_many, log.notary_for(session))
+
+
+def _finish(
+    session: Session, done: list[_Accepted], append_many: Any, notary: Any
+) -> BatchAccepted:
+    """Log every new envelope at once (one checkpoint) and answer each envelope."""
     new = [a for a in done if a.entry is not None]
     proofs = append_many(
         session,
         [(a.sub.attestation.id, a.entry) for a in new],  # type: ignore[misc]
-        log.notary_for(session),
+        notary,
     )
     for a, proof in zip(new, proofs, strict=True):
         a.sub.outcome["log_index"] = proof.log_index

@@ -144,3 +144,101 @@ def test_the_audit_replays_a_batch(client: Client, engine: Engine, registrar: Ac
     batch(client, registrar, envelopes(registrar))
     report = audit(engine)
     assert report.ok, [str(f) for f in report.findings]
+
+
+def _stored_rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row a registration writes, with ids, the envelope as stored and times left out
+    where they differ between two runs (ids are compared through digests)."""
+    queries = {
+        "attestations": "SELECT payload_digest, predicate_type, envelope, signer_keyid "
+        "FROM attestations ORDER BY id",
+        "artifacts": "SELECT a.digest, a.kind, a.name, a.version, a.opaque, a.metadata, "
+        "t.payload_digest FROM artifacts a JOIN attestations t ON t.id = a.attestation_id "
+        "ORDER BY a.id",
+        "edges": "SELECT c.digest, p.digest, e.relation, t.payload_digest FROM edges e "
+        "JOIN artifacts c ON c.id = e.child_id JOIN artifacts p ON p.id = e.parent_id "
+        "JOIN attestations t ON t.id = e.attestation_id ORDER BY e.id",
+        "log": "SELECT e.idx, e.envelope_digest, e.entry, t.payload_digest FROM log_entries e "
+        "JOIN attestations t ON t.id = e.attestation_id ORDER BY e.idx",
+    }
+    with engine.connect() as conn:
+        return {
+            name: [tuple(str(v) for v in row) for row in conn.execute(text(sql))]
+            for name, sql in queries.items()
+        }
+
+
+def _comparable(answer: dict[str, Any]) -> dict[str, Any]:
+    """One envelope's answer without what differs between two runs (times, proofs)."""
+    out = {k: v for k, v in answer.items() if k not in {"received_at", "inclusion_proof"}}
+    if out.get("artifact"):
+        out["artifact"] = {k: v for k, v in out["artifact"].items() if k != "created_at"}
+    return out
+
+
+def test_the_bulk_path_answers_and_stores_as_one_by_one(
+    client: Client, engine: Engine, registrar: Actor, reviewer: Actor
+) -> None:
+    """A batch of new registrations (parents stored and in the batch, metadata, a flag
+    upstream) takes the set-based path; everything it stores and answers is what submitting
+    the envelopes one by one stores and answers."""
+    from tests.integration.conftest import _truncate_data
+
+    envs = [
+        registration_envelope(
+            registrar.signer,
+            kind,
+            label,
+            [(r, digest_of(p)) for r, p in parents],
+            metadata={"label": label, "n": k, "tags": ["a", "b"]},
+        )
+        for k, (kind, label, parents) in enumerate(SHAPE)
+    ]
+    flag_env = review_envelope(reviewer.signer, digest_of("b/teacher@1"), "owl")
+
+    def setup() -> None:
+        for env in envs[:2]:
+            assert client.post("/v1/attestations", json=env, headers=registrar.headers)
+        assert client.post("/v1/attestations", json=flag_env, headers=reviewer.headers)
+
+    setup()
+    single = []
+    for env in envs[2:]:
+        r = client.post("/v1/attestations", json=env, headers=registrar.headers)
+        assert r.status_code == 201, r.text
+        single.append(_comparable(r.json()))
+    single_state = (_stored_rows(engine), stored_weights(engine), stored_sources(engine))
+    single_marks = _stored_marks(engine)
+    _truncate_data(engine)
+    setup()
+    answer = batch(client, registrar, envs[2:])
+    assert [_comparable(a) for a in answer["data"]] == single
+    assert (_stored_rows(engine), stored_weights(engine), stored_sources(engine)) == single_state
+    assert _stored_marks(engine) == single_marks
+
+
+def test_only_batches_of_new_registrations_take_the_bulk_path(
+    client: Client, engine: Engine, registrar: Actor, monkeypatch: Any
+) -> None:
+    from registry.attestations import batch as batch_module
+
+    sequential: list[int] = []
+    original = batch_module._apply_all
+
+    def counted(*args: Any) -> Any:
+        sequential.append(len(args[2]))
+        return original(*args)
+
+    monkeypatch.setattr(batch_module, "_apply_all", counted)
+    envs = envelopes(registrar)
+    batch(client, registrar, envs[:3])
+    assert sequential == []  # new registrations: the bulk path
+    batch(client, registrar, envs[:4])  # three re-submissions and a new one
+    assert sequential == [4]
+    r = client.post(
+        "/v1/attestations/batch",
+        json={"envelopes": [envs[4], {**envs[5], "payload": "e30"}]},
+        headers=registrar.headers,
+    )
+    assert r.status_code == 400 and r.json()["index"] == 1, r.text  # refused as alone
+    assert sequential == [4, 2]

@@ -181,3 +181,26 @@ def test_another_principals_artifact_cannot_be_amended_in_a_batch(
     )
     body = refused(client, engine, registrar, [mine, amend], 403)
     assert body["index"] == 1
+
+
+def test_a_key_revoked_while_a_batch_is_verified_sinks_the_batch(
+    client: Client, engine: Engine, registrar: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signatures are checked before the write lock; a key revoked between that check and the
+    lock is seen under the lock, and the batch is refused as if it had come after the
+    revocation."""
+    from registry.attestations import batch as batch_module
+
+    keyid = registrar.signer.keyid
+    original = batch_module._prepare
+
+    def revoke_after(*args: Any) -> Any:
+        prepared = original(*args)
+        assert prepared is not None  # the envelopes verified with the key still active
+        r = client.post(f"/v1/keys/{keyid}/revoke", headers=registrar.headers)
+        assert r.status_code == 201 and r.json()["revoked_at"], r.text
+        return prepared
+
+    monkeypatch.setattr(batch_module, "_prepare", revoke_after)
+    body = refused(client, engine, registrar, chain(registrar, 3), 403)
+    assert body["index"] == 0 and "revoked" in body["detail"]
