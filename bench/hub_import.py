@@ -8,10 +8,18 @@ per registration (its whole process tree, from /proc), and the time the whole hu
 measured when `--import-n` equals `--hub-n`, otherwise extrapolated from the measured prefix at
 the measured rate, and labelled so. For comparison it also posts `--single` envelopes one request
 each. Every answer is checked: one per envelope, all new, consecutive log indices, one
-checkpoint per batch.
+checkpoint per batch. It prints the rate every `--progress` registrations too, so a long import
+shows whether the rate holds as the registry grows, and the server's memory (RSS of its process
+tree, from /proc) at the end.
+
+Scale-out: `--workers N` runs `studbook serve --workers N`, and `--clients K` posts K batches at
+a time. With several clients the import goes by depth (every artifact at depth d before any at
+depth d + 1, as an importer that knows its graph can order it), so concurrent batches never wait
+for each other's parents; with one client it goes in creation order.
 
     python bench/hub_import.py [--hub-n 2000000] [--import-n 50000] [--batch 1000]
                                [--db sqlite,postgres] [--single 2000]
+                               [--workers 1] [--clients 1] [--progress 50000]
 
 Signing runs before the clock starts (the client signs 10,000+ envelopes/s).
 """
@@ -22,7 +30,9 @@ import argparse
 import os
 import platform
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -37,12 +47,53 @@ from lineage.statements import registration_statement, sign_statement
 from lineage.types import ArtifactKind, ArtifactRef, ParentLink, Registration
 
 
-def envelopes(hub: _hub.Hub, k: int, signer: object) -> list[bytes]:
-    """Signed registrations of artifacts 1..k, in creation order."""
-    up = [[] for _ in range(k + 1)]  # type: list[list[tuple[int, int]]]
+def parents_upto(hub: _hub.Hub, k: int) -> list[list[tuple[int, int]]]:
+    """(parent, relation code) of artifacts 1..k (index 0 unused)."""
+    up: list[list[tuple[int, int]]] = [[] for _ in range(k + 1)]
     for c, p, r in zip(hub.child, hub.parent, hub.rel, strict=True):
         if c <= k:
             up[c].append((p, r))
+    return up
+
+
+def by_depth(hub: _hub.Hub, k: int) -> list[list[int]]:
+    """Artifacts 1..k grouped by depth (roots first), each group in creation order."""
+    up = parents_upto(hub, k)
+    depth = [0] * (k + 1)
+    levels: list[list[int]] = []
+    for i in range(1, k + 1):
+        depth[i] = 1 + max((depth[p] for p, _ in up[i]), default=-1)
+        while len(levels) <= depth[i]:
+            levels.append([])
+        levels[depth[i]].append(i)
+    return levels
+
+
+def server_rss_mib(pid: int) -> tuple[float, float]:
+    """RSS of the server's process tree in MiB: (all processes, the largest one), from /proc."""
+    parent: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            continue
+        parent[int(entry)] = int(fields.get("PPid", "0").strip())
+        rss[int(entry)] = int(fields.get("VmRSS", "0 kB").split()[0])
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        frontier = [c for c, p in parent.items() if p in frontier and c not in tree]
+        tree.update(frontier)
+    sizes = [rss.get(p, 0) / 1024 for p in tree]
+    return sum(sizes), max(sizes)
+
+
+def envelopes(hub: _hub.Hub, k: int, signer: object) -> list[bytes]:
+    """Signed registrations of artifacts 1..k, in creation order."""
+    up = parents_upto(hub, k)
     out = []
     for i in range(1, k + 1):
         kind = ArtifactKind.MODEL if hub.kind[i] == _hub.MODEL else ArtifactKind.DATASET
@@ -55,44 +106,83 @@ def envelopes(hub: _hub.Hub, k: int, signer: object) -> list[bytes]:
 
 
 def run(db: str, hub: _hub.Hub, args: argparse.Namespace) -> None:
-    with server(db) as srv:
+    extra = ("--workers", str(args.workers)) if args.workers > 1 else ()
+    with server(db, extra_args=extra) as srv:
         t0 = time.perf_counter()
         bodies = envelopes(hub, args.import_n + args.single, srv.signer)
         sign_s = time.perf_counter() - t0
         headers = {"Authorization": f"Bearer {srv.token}", "Content-Type": "application/json"}
-        batch_bodies, single_bodies = bodies[: args.import_n], bodies[args.import_n :]
+        single_bodies = bodies[args.import_n :]
+        if args.clients > 1:
+            order = [i - 1 for level in by_depth(hub, args.import_n) for i in level]
+            levels = [len(level) for level in by_depth(hub, args.import_n)]
+        else:
+            order, levels = list(range(args.import_n)), [args.import_n]
         print(
             f"{db}: signed {len(bodies):,} envelopes in {sign_s:.1f} s "
-            f"({len(bodies) / sign_s:,.0f}/s, client side)  ({loadavg()})",
+            f"({len(bodies) / sign_s:,.0f}/s, client side); server --workers {args.workers}, "
+            f"{args.clients} client(s)  ({loadavg()})",
             flush=True,
         )
-        with httpx.Client(base_url=srv.url, headers=headers, timeout=600) as c:
+        seen_indices: set[int] = set()
+        lock = threading.Lock()
+        local = threading.local()
+
+        def post(part: list[int]) -> None:
+            if not hasattr(local, "client"):
+                local.client = httpx.Client(base_url=srv.url, headers=headers, timeout=600)
+            body = b'{"envelopes":[' + b",".join(bodies[i] for i in part) + b"]}"
+            r = local.client.post("/v1/attestations/batch", content=body)
+            if r.status_code != 201:
+                raise RuntimeError(f"{r.status_code}: {r.text[:500]}")
+            ans = r.json()
+            indices = [a["log_index"] for a in ans["data"]]
+            if ans["created"] != len(part) or indices != list(
+                range(indices[0], indices[0] + len(part))
+            ):
+                raise RuntimeError("a batch answer does not match what was sent")
+            if {a["inclusion_proof"]["checkpoint"] for a in ans["data"]} != {ans["checkpoint"]}:
+                raise RuntimeError("more than one checkpoint in a batch")
+            with lock:
+                if seen_indices.intersection(indices):
+                    raise RuntimeError("two batches were given the same log index")
+                seen_indices.update(indices)
+
+        with ThreadPoolExecutor(args.clients) as pool:
             cpu0 = tree_cpu(srv.proc.pid)
             t0 = time.perf_counter()
-            next_index = 0
-            for start in range(0, len(batch_bodies), args.batch):
-                part = batch_bodies[start : start + args.batch]
-                r = c.post(
-                    "/v1/attestations/batch", content=b'{"envelopes":[' + b",".join(part) + b"]}"
-                )
-                if r.status_code != 201:
-                    raise RuntimeError(f"{r.status_code}: {r.text[:500]}")
-                ans = r.json()
-                indices = [a["log_index"] for a in ans["data"]]
-                if ans["created"] != len(part) or indices != list(
-                    range(next_index, next_index + len(part))
-                ):
-                    raise RuntimeError("a batch answer does not match what was sent")
-                if {a["inclusion_proof"]["checkpoint"] for a in ans["data"]} != {ans["checkpoint"]}:
-                    raise RuntimeError("more than one checkpoint in a batch")
-                next_index += len(part)
+            done, start, next_report = 0, 0, args.progress
+            for size in levels:
+                level = order[start : start + size]
+                start += size
+                parts = [level[j : j + args.batch] for j in range(0, len(level), args.batch)]
+                for k in range(0, len(parts), 4 * args.clients):
+                    wave = parts[k : k + 4 * args.clients]
+                    list(pool.map(post, wave))
+                    done += sum(len(p) for p in wave)
+                    if done >= next_report:
+                        wall = time.perf_counter() - t0
+                        cpu = tree_cpu(srv.proc.pid) - cpu0
+                        print(
+                            f"{db}:   {done:,} registered in {wall:.0f} s = {done / wall:,.0f}/s "
+                            f"so far, server CPU {cpu / done * 1000:.2f} ms/registration  "
+                            f"({loadavg()})",
+                            flush=True,
+                        )
+                        next_report += args.progress
             wall = time.perf_counter() - t0
             cpu = tree_cpu(srv.proc.pid) - cpu0
-            rate = len(batch_bodies) / wall
+        if len(seen_indices) != args.import_n:
+            raise RuntimeError("not every envelope was logged once")
+        with httpx.Client(base_url=srv.url, headers=headers, timeout=600) as c:
+            rate = args.import_n / wall
+            total_rss, largest_rss = server_rss_mib(srv.proc.pid)
             print(
-                f"{db}: batch ingest {len(batch_bodies):,} registrations in {wall:.1f} s = "
-                f"{rate:,.0f}/s, server CPU {cpu / len(batch_bodies) * 1000:.2f} ms/registration "
-                f"(batches of {args.batch})  ({loadavg()})",
+                f"{db}: batch ingest {args.import_n:,} registrations in {wall:.1f} s = "
+                f"{rate:,.0f}/s, server CPU {cpu / args.import_n * 1000:.2f} ms/registration "
+                f"(batches of {args.batch}, --workers {args.workers}, {args.clients} client(s)); "
+                f"server RSS {total_rss:,.0f} MiB (largest process {largest_rss:,.0f} MiB)  "
+                f"({loadavg()})",
                 flush=True,
             )
             whole = hub.n / rate
@@ -130,6 +220,9 @@ def main() -> None:
     ap.add_argument("--single", type=int, default=2000)
     ap.add_argument("--db", default="sqlite,postgres")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--workers", type=int, default=1, help="studbook serve --workers")
+    ap.add_argument("--clients", type=int, default=1, help="batches posted at a time")
+    ap.add_argument("--progress", type=int, default=50_000, help="print the rate every N")
     args = ap.parse_args()
     print(
         f"machine: {platform.machine()} {os.cpu_count()} cores, Python "
