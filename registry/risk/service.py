@@ -961,7 +961,36 @@ _CARRYING_SOURCES = (
     "EXISTS (SELECT 1 FROM risk_statements s WHERE s.artifact_id = ds.source_id) "
     "OR EXISTS (SELECT 1 FROM risk_marks m WHERE m.model_id = ds.source_id))"
 )
-_MARKS_OF = "SELECT model_id, trait, source_id, path FROM risk_marks WHERE model_id IN_INTS(:ids)"
+# The statements and the marks of the same artifacts, in one round trip.
+_STATEMENTS_AND_MARKS = (
+    "SELECT 0, artifact_id, trait, statement, seq, CAST(NULL AS BIGINT), CAST(NULL AS TEXT) "
+    "FROM risk_statements WHERE artifact_id IN_INTS(:ids) UNION ALL "
+    "SELECT 1, model_id, trait, CAST(NULL AS TEXT), CAST(NULL AS BIGINT), source_id, "
+    "CAST(path AS TEXT) FROM risk_marks WHERE model_id IN_INTS(:ids)"
+)
+
+
+def _flags_and_marks(
+    session: Session, ids: Iterable[int]
+) -> tuple[dict[int, set[str]], dict[int, dict[str, _MarkRow]]]:
+    """Per artifact, the traits with a flag in force (as `_in_force`) and the stored marks by
+    trait."""
+    last_clear: dict[tuple[int, str], int] = {}
+    last_flag: dict[tuple[int, str], int] = {}
+    marks: dict[int, dict[str, _MarkRow]] = {}
+    for which, a, t, st, seq, source, path in derived.fetch(
+        session, _STATEMENTS_AND_MARKS, {"ids": sorted({int(i) for i in ids})}
+    ):
+        if which == 0:
+            held = last_clear if st == "clearance" else last_flag
+            held[(a, t)] = max(held.get((a, t), -1), seq)
+        else:
+            marks.setdefault(a, {})[t] = _MarkRow(a, t, source, json.loads(path))
+    flagged: dict[int, set[str]] = {}
+    for (a, t), seq in sorted(last_flag.items()):
+        if seq > last_clear.get((a, t), -1):
+            flagged.setdefault(a, set()).add(t)
+    return flagged, marks
 
 
 def _check(
@@ -983,10 +1012,7 @@ def _check(
         )
     ]
     ids = {base.id} | {r.source_id for r in rows}
-    flagged, _ = _in_force(session, ids)
-    marks: dict[int, dict[str, Any]] = {}
-    for m_id, trait, source_id, path in derived.fetch(session, _MARKS_OF, {"ids": sorted(ids)}):
-        marks.setdefault(m_id, {})[trait] = _MarkRow(m_id, trait, source_id, derived.loads(path))
+    flagged, marks = _flags_and_marks(session, ids)
     refs = _base_refs(base, datasets)
     if not flagged and not marks:
         return CheckResult(Verdict.OK, ()), refs
