@@ -733,6 +733,7 @@ def test_reviewer_confirms_a_weights_finding_in_the_browser(
         driver.get(url + "/#/artifact/" + "acme%2Ffp-student%401")
         wait.until(ec.presence_of_element_located((By.ID, "artifact-findings")))
         assert "2 open" in driver.find_element(By.ID, "artifact-findings").text
+        driver.save_screenshot(str(deployment["cwd"] / "artifact-findings.png"))
 
         # The finding page: the evidence, the registry's signature and the log inclusion,
         # both checked in this browser.

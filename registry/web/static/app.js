@@ -183,7 +183,7 @@ function pValue(f) {
 function findingClaim(f) {
   return f.kind === "undeclared_shared_base"
     ? [h("a", { href: artLink(f.model_ref) }, f.model_ref), " shares an initialisation with ", h("a", { href: artLink(f.other_ref) }, f.other_ref), ", which it does not declare as a weights ancestor"]
-    : [h("a", { href: artLink(f.model_ref) }, f.model_ref), ` is declared ${f.relation || "derived"} from `, h("a", { href: artLink(f.other_ref) }, f.other_ref), ", but the weights show no shared initialisation"];
+    : [h("a", { href: artLink(f.model_ref) }, f.model_ref), ` declares ${f.relation || "a weights parent"} `, h("a", { href: artLink(f.other_ref) }, f.other_ref), ", but the weights show no shared initialisation"];
 }
 
 function findingsSection(found, params, setParam) {
