@@ -190,6 +190,8 @@ def fetch(session: Session, text_: str, params: dict[str, Any]) -> list[tuple[An
     `= ANY(array)` on PostgreSQL), so the text, and the driver's prepared statement, stay fixed
     however many values there are. JSON columns come back as text on SQLite (`loads`).
     """
+    if session.autoflush:  # as `session.execute` would: pending ORM writes are seen
+        session.flush()
     tx = session.get_transaction()
     held = session.info.get(_DRIVER)
     if tx is None or held is None or held[0] is not tx:
