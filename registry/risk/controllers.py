@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from ..auth import Caller
 from ..boundary import MAX_LIMIT, MAX_OFFSET
-from ..deps import end_read
+from ..deps import end_read, read_only
 from . import service
 from .schemas import FineTuneCheckPublic, FineTuneCheckRequest, FlagsPublic, MarksPublic
 
@@ -48,6 +48,7 @@ class RiskController(Controller):
     def fine_tune(
         self, data: FineTuneCheckRequest, db_session: Session, caller: Caller
     ) -> FineTuneCheckPublic:
+        read_only(db_session)
         answer = service.check_fine_tune(db_session, data.base, data.datasets)
         end_read(db_session)
         return answer
