@@ -9,6 +9,16 @@ then it appends every accepted envelope to the transparency log at once (`regist
 and commits. Each envelope gets its own answer, with its inclusion proof in the tree the batch
 ends and that tree's one signed checkpoint.
 
+**Two paths, one outcome.** The common batch, an import, holds only new registrations whose
+parents are stored or come earlier in the batch. For it, `_prepare` checks every signature and
+statement before the write lock (so that several workers verify while one writes), and under
+the lock `_apply_bulk` reads the caller's keys again (any change and the batch goes the other
+way), checks the whole batch against two reads, and writes it with one statement per table; the
+hooks still run envelope by envelope, in order. Every other batch, and any batch in which
+something would be refused, is decided by `_apply_all` envelope by envelope, exactly as above;
+the bulk path never writes before it knows the whole batch passes, so answers and refusals are
+the same whichever path a batch takes (`tests/integration/test_batch.py` holds them equal).
+
 **All or nothing.** If any envelope is refused, nothing of the batch is written and the answer is
 that envelope's error (its status code; `field` prefixed with `envelopes[i]`; `index` = i). A
 partially applied batch would leave the client to work out which of its envelopes landed and
