@@ -27,7 +27,7 @@ Prints detection rate and false-positive rate with Wilson 95% intervals, and the
 
     python bench/fingerprints.py [--digits runs/digits-...] [--random-copies 120] [--toy RUN]
     python bench/fingerprints.py --only finetunes [--finetune-steps 16]   # a few CPU minutes
-    python bench/fingerprints.py --only second --toy RUN                  # hidden-unit statistics
+    python bench/fingerprints.py --only toy --toy RUN --second   # with the hidden-unit statistics
 """
 
 from __future__ import annotations
@@ -429,10 +429,10 @@ def main() -> None:
     parser.add_argument("--permutations", type=int, default=999)
     parser.add_argument(
         "--only",
-        choices=("all", "finetunes", "second"),
+        choices=("all", "finetunes", "toy"),
         default="all",
-        help="finetunes: only the SmolLM2 full fine-tunes (a few CPU minutes); second: only "
-        "the hidden-unit statistics on --toy RUN",
+        help="finetunes: only the SmolLM2 full fine-tunes (a few CPU minutes); toy: only the "
+        "toy LMs of --toy RUN",
     )
     parser.add_argument(
         "--finetunes",
@@ -450,8 +450,12 @@ def main() -> None:
 
     from lineage.fingerprint import shared_base as _shared_base
 
-    if args.only == "second":
-        second_statistics(args.toy, args.permutations)
+    if args.only == "toy":
+        if args.toy is None:
+            parser.error("--only toy needs --toy RUN")
+        toy_lms(args.toy, lambda a, b: _shared_base(a, b, permutations=args.permutations))
+        if args.second:
+            second_statistics(args.toy, args.permutations)
         return
     if args.only == "finetunes":
         smollm2_finetunes(args, lambda a, b: _shared_base(a, b, permutations=args.permutations))
