@@ -33,8 +33,10 @@ from ..models import (
     RiskStatement,
     utcnow,
 )
+from ..models.findings import Finding
 from ..models.log import LogEntry
 from ..risk.service import risk_of
+from ..weights.service import list_findings
 from .schemas import ReportPublic, StatementPublic, StatementsPublic
 
 REPORT_FORMAT = "https://studbook.dev/ReviewReport/v1"
@@ -49,6 +51,8 @@ _ACC = RiskAcceptance.__table__  # type: ignore[attr-defined]
 _SUB = EvalResultSubject.__table__  # type: ignore[attr-defined]
 _RUN = EvalRun.__table__  # type: ignore[attr-defined]
 _LOG = LogEntry.__table__  # type: ignore[attr-defined]
+_F = Finding.__table__  # type: ignore[attr-defined]
+MAX_REPORT_FINDINGS = 100  # findings about the model itself; a model has a handful
 
 
 def _roles_of(session: Session, ids: list[int]) -> dict[int, list[tuple[str, int, str]]]:
@@ -60,6 +64,25 @@ def _roles_of(session: Session, ids: list[int]) -> dict[int, list[tuple[str, int
         select(_A.c.id, _A.c.attestation_id, _A.c.name, _A.c.version).where(_A.c.id.in_(ids))
     ):
         out[aid].append(("registration", att, f"registered {name}@{version}"))
+    # Before the edges: a confirmation adds an edge, but it is a finding's decision first.
+    other = _A.alias("other")
+    for aid, att, decided, kind, status, oname, over in session.execute(
+        select(
+            _F.c.model_id,
+            _F.c.attestation_id,
+            _F.c.decision_attestation_id,
+            _F.c.kind,
+            _F.c.status,
+            other.c.name,
+            other.c.version,
+        )
+        .join(other, other.c.id == _F.c.other_id)
+        .where(_F.c.model_id.in_(ids))
+    ):
+        what = kind.replace("_", " ")
+        out[aid].append(("finding", att, f"finding from the weights: {what} ({oname}@{over})"))
+        if decided is not None:
+            out[aid].append(("finding-decision", decided, f"finding {status}: {what}"))
     for child, att, rel, pname, pver in session.execute(
         select(_E.c.child_id, _E.c.attestation_id, _E.c.relation, _A.c.name, _A.c.version)
         .join(_A, _A.c.id == _E.c.parent_id)
@@ -187,6 +210,10 @@ def build(session: Session, artifact: Artifact) -> ReportPublic:
         )
     ]
     evidence = _evidence(session, lineage_json)
+    findings = [
+        f.model_dump(mode="json")
+        for f in list_findings(session, None, artifact_ref(artifact), MAX_REPORT_FINDINGS, 0).data
+    ]
     acceptances = [
         {
             "attestation_id": r.attestation_id,
@@ -211,6 +238,12 @@ def build(session: Session, artifact: Artifact) -> ReportPublic:
         cited.setdefault(d["attestation_id"], (d["role"], d["artifact_ref"]))
     for ev in evidence:
         cited.setdefault(ev["attestation_id"], ("eval", ev["concerns"]))
+    for f in findings:
+        cited.setdefault(f["attestation_id"], ("finding", artifact_ref(artifact)))
+        if f["decision_attestation_id"] is not None:
+            cited.setdefault(
+                f["decision_attestation_id"], ("finding-decision", artifact_ref(artifact))
+            )
     info = log.info(session, log.notary_for(session))
     notary = log.notary_for(session)
     described = {
@@ -247,6 +280,7 @@ def build(session: Session, artifact: Artifact) -> ReportPublic:
         risk=risk,
         acceptances=acceptances,
         evidence=evidence,
+        findings=findings,
         decisions=decisions,
         statements=statements,
         log=info.model_dump(),

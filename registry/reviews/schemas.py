@@ -97,7 +97,10 @@ class StatementPublic(BaseModel):
     """One signed statement concerning an artifact: who signed it, when, and where it is logged."""
 
     attestation_id: int
-    role: str = Field(description="registration, lineage, flag, clearance, acceptance, eval")
+    role: str = Field(
+        description="registration, lineage, flag, clearance, acceptance, eval, finding, "
+        "finding-decision"
+    )
     predicate_type: str
     principal: str
     signer_keyid: str
@@ -127,6 +130,10 @@ class ReportPublic(BaseModel):
     risk: dict[str, Any]
     acceptances: list[dict[str, Any]]
     evidence: list[dict[str, Any]]
+    findings: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Findings from the weights about this model (open and decided), newest first.",
+    )
     decisions: list[dict[str, Any]]
     statements: list[dict[str, Any]] = Field(
         description="Every statement cited, with its envelope and inclusion proof."

@@ -312,6 +312,41 @@ def test_review_views_of_a_model_with_findings_answer(
     assert queue.status_code == 200, queue.text
 
 
+def test_the_review_report_carries_findings_with_their_proofs(
+    client: TestClient[Any], reviewer: Actor, lineage: dict[str, Any]
+) -> None:
+    """A board filing the report sees what the weights said and how it was decided, and can
+    check both signed statements offline like every other statement in it."""
+    kinds = by_kind(findings(client, reviewer))
+    undeclared = kinds["undeclared_shared_base"]
+    decided = _decide(client, reviewer, undeclared, True, "weights match the base")
+    assert decided.status_code == 201, decided.text
+    r = client.get("/v1/artifacts/acme/student@1/report", headers=reviewer.headers)
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert {f["id"] for f in report["findings"]} == {f["id"] for f in kinds.values()}
+    got = next(f for f in report["findings"] if f["id"] == undeclared["id"])
+    assert got["status"] == "confirmed" and got["decision_reason"] == "weights match the base"
+    cited = {s["attestation_id"]: s for s in report["statements"]}
+    for att, role in (
+        (undeclared["attestation_id"], "finding"),
+        (decided.json()["attestation_id"], "finding-decision"),
+    ):
+        assert cited[att]["role"] == role
+        assert cited[att]["inclusion_proof"] is not None
+        assert cited[att]["envelope"]["payloadType"] == "application/vnd.in-toto+json"
+    roles = {
+        s["role"]
+        for s in client.get(
+            "/v1/artifacts/acme/student@1/statements", headers=reviewer.headers
+        ).json()["data"]
+    }
+    assert {"finding", "finding-decision"} <= roles
+    # The teacher's report has no finding about the teacher.
+    teacher = client.get("/v1/artifacts/acme/teacher@1/report", headers=reviewer.headers)
+    assert teacher.status_code == 200 and teacher.json()["findings"] == []
+
+
 def test_the_index_key_is_what_the_migration_backfill_computes(
     client: TestClient[Any], registrar: Actor, tmp_path: Path, engine: Engine
 ) -> None:

@@ -792,6 +792,11 @@ async function viewReport(main, ref) {
       r.risk.at_risk.length ? h("ul", {}, r.risk.at_risk.map((m) => h("li", {}, `${m.trait}: ` + [m.model_ref, ...m.path.map((e) => `—${e.relation}→ ${e.parent_ref}`)].join(" ") +
         (m.shared_base_refs.length ? `; shared base ${m.shared_base_refs.join(", ")}` : "")))) : h("p", {}, "No at-risk mark in force."),
       r.acceptances.length ? h("ul", {}, r.acceptances.map((x) => h("li", {}, `Risk of ${x.trait} accepted until ${when(x.expires_at)}: ${x.reason}`))) : null,
+      h("h2", {}, "Findings from the weights"),
+      r.findings.length ? h("ul", { id: "report-findings" }, r.findings.map((f) => h("li", { "data-finding": String(f.id), "data-status": f.status },
+        `#${f.id} ${FINDING_KINDS[f.kind]} (${f.status}): `, ...findingClaim(f),
+        ` · r = ${f.statistic.toFixed(3)}, p = ${f.p_value.toPrecision(2)}, ${f.permutations} permutations · signed by ${f.signed_by}, statement ${f.attestation_id}`,
+        f.decided_by ? ` · ${f.status} by ${f.decided_by} ${when(f.decided_at)}: ${f.decision_reason}` : ""))) : h("p", {}, "No finding about this model."),
       h("h2", {}, "Lineage"), graphBox,
       h("ul", { class: "edges" }, r.lineage.edges.map((e) => {
         const ref = (d) => (r.lineage.nodes.find((n) => n.artifact.digest === d) || { artifact: { ref: d } }).artifact.ref;
