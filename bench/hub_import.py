@@ -69,10 +69,13 @@ def by_depth(hub: _hub.Hub, k: int) -> list[list[int]]:
     return levels
 
 
-def server_rss_mib(pid: int) -> tuple[float, float]:
-    """RSS of the server's process tree in MiB: (all processes, the largest one), from /proc."""
+def server_rss_mib(pid: int) -> tuple[float, float, float]:
+    """Memory of the server's process tree in MiB, from /proc: (RSS of all processes, their
+    anonymous part, the largest process's RSS). On SQLite the RSS includes the pages of the
+    database file the server maps (`PRAGMA mmap_size`), which the kernel can drop at will; the
+    anonymous part is what the processes themselves hold."""
     parent: dict[int, int] = {}
-    rss: dict[int, int] = {}
+    rss: dict[int, tuple[int, int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -82,13 +85,20 @@ def server_rss_mib(pid: int) -> tuple[float, float]:
         except OSError:
             continue
         parent[int(entry)] = int(fields.get("PPid", "0").strip())
-        rss[int(entry)] = int(fields.get("VmRSS", "0 kB").split()[0])
+        rss[int(entry)] = (
+            int(fields.get("VmRSS", "0 kB").split()[0]),
+            int(fields.get("RssAnon", "0 kB").split()[0]),
+        )
     tree, frontier = {pid}, [pid]
     while frontier:
         frontier = [c for c, p in parent.items() if p in frontier and c not in tree]
         tree.update(frontier)
-    sizes = [rss.get(p, 0) / 1024 for p in tree]
-    return sum(sizes), max(sizes)
+    sizes = [rss.get(p, (0, 0)) for p in tree]
+    return (
+        sum(r for r, _ in sizes) / 1024,
+        sum(a for _, a in sizes) / 1024,
+        max(r for r, _ in sizes) / 1024,
+    )
 
 
 def envelopes(hub: _hub.Hub, k: int, signer: object) -> list[bytes]:
@@ -176,12 +186,13 @@ def run(db: str, hub: _hub.Hub, args: argparse.Namespace) -> None:
             raise RuntimeError("not every envelope was logged once")
         with httpx.Client(base_url=srv.url, headers=headers, timeout=600) as c:
             rate = args.import_n / wall
-            total_rss, largest_rss = server_rss_mib(srv.proc.pid)
+            total_rss, anon_rss, largest_rss = server_rss_mib(srv.proc.pid)
             print(
                 f"{db}: batch ingest {args.import_n:,} registrations in {wall:.1f} s = "
                 f"{rate:,.0f}/s, server CPU {cpu / args.import_n * 1000:.2f} ms/registration "
                 f"(batches of {args.batch}, --workers {args.workers}, {args.clients} client(s)); "
-                f"server RSS {total_rss:,.0f} MiB (largest process {largest_rss:,.0f} MiB)  "
+                f"server RSS {total_rss:,.0f} MiB, of which anonymous {anon_rss:,.0f} MiB "
+                f"(largest process {largest_rss:,.0f} MiB)  "
                 f"({loadavg()})",
                 flush=True,
             )
