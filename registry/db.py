@@ -72,6 +72,13 @@ def begin_write(session: Session) -> None:
     session.info[_LOCKED] = session.get_transaction()
 
 
+def holds_write_lock(session: Session) -> bool:
+    """Whether `session`'s current transaction took the write lock (`begin_write`): while it
+    holds it, no other writer can change what it reads."""
+    tx = session.get_transaction()
+    return tx is not None and session.info.get(_LOCKED) is tx
+
+
 def _create_private_sqlite(path: Path) -> None:
     """Create a new SQLite database file 0600 (its folder 0700) before SQLite opens it.
 

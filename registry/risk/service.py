@@ -44,6 +44,7 @@ from lineage.statements import VerifiedStatement
 from lineage.types import ArtifactKind, Edge, Relation
 
 from ..artifacts.service import resolve
+from ..db import holds_write_lock
 from ..errors import BadRequestError, NotFoundError, UnprocessableError
 from ..models import (
     Artifact,
@@ -164,13 +165,21 @@ def _any_statement(session: Session) -> bool:
     """Whether any flag or clearance was ever accepted (fixed SQL: it runs on every write).
 
     Statements are never deleted, so once seen the answer is kept for the session (a request,
-    or a batch of envelopes).
+    or a batch of envelopes). A "no" read under the write lock holds until that transaction
+    ends (no other writer can add one meanwhile), so a batch asks once, not per envelope; a
+    statement accepted in the transaction turns it into a "yes" (`apply_review`).
     """
-    if session.info.get(_ANY_STATEMENT):
+    known = session.info.get(_ANY_STATEMENT)
+    if known is True:
         return True
-    found = bool(derived.sql(session, "SELECT EXISTS (SELECT 1 FROM risk_statements)", {}).scalar())
+    tx = session.get_transaction()
+    if known is not None and known is tx:
+        return False
+    found = bool(derived.fetch(session, "SELECT EXISTS (SELECT 1 FROM risk_statements)", {})[0][0])
     if found:
         session.info[_ANY_STATEMENT] = True
+    elif holds_write_lock(session):
+        session.info[_ANY_STATEMENT] = session.get_transaction()  # "no", for this transaction
     return found
 
 
@@ -202,6 +211,7 @@ def apply_review(
     # What a clearance cites must exist and concern this model (422 naming predicate.evidence,
     # before anything is written); see registry/risk/evidence.py.
     check_evidence(session, claim, artifact_id)
+    session.info[_ANY_STATEMENT] = True  # before the insert: a failed insert only costs a query
     session.execute(
         insert(_S).values(
             attestation_id=attestation.id,
