@@ -124,9 +124,8 @@ def record(session: Session, outcome: dict[str, Any]) -> None:
                 )
             elif len(parents) == 1:
                 sql(session, _NEW_MODEL_ONE, {"m": artifact_id, "p": parents[0]})
-            else:  # ints only, so the list can be written into the statement
-                inline = ", ".join(str(p) for p in parents)
-                sql(session, _NEW_MODEL_MANY.format(parents=inline), {"m": artifact_id})
+            else:
+                sql(session, _NEW_MODEL_MANY, {"m": artifact_id, "ps": parents})
         else:
             _index_new_dataset(session, artifact_id, new_edges)
         return
@@ -146,21 +145,15 @@ _NEW_MODEL_ONE = (
 )
 _NEW_MODEL_MANY = (
     "INSERT INTO weights_ancestors (model_id, ancestor_id) SELECT DISTINCT :m, ancestor_id "
-    "FROM weights_ancestors WHERE model_id IN ({parents}) UNION SELECT :m, :m"
+    "FROM weights_ancestors WHERE model_id IN_INTS(:ps) UNION SELECT :m, :m"
 )
 _NAMED = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 
 
-def sql(session: Session, text_: str, params: dict[str, Any]) -> Any:
-    """Run fixed SQL on the session's connection, skipping SQLAlchemy's statement building.
-
-    `:name` parameters are rewritten to the driver's style (sqlite3 reads `:name` itself;
-    psycopg wants `%(name)s`).
-    """
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        text_ = _NAMED.sub(r"%(\1)s", text_)
-    return conn.exec_driver_sql(text_, params)
+def sql(session: Session, text_: str, params: dict[str, Any]) -> None:
+    """Run a fixed write on the session's transaction through the driver's cursor (as `fetch`,
+    which it is, without rows)."""
+    fetch(session, text_, params)
 
 
 _IN_LIST = re.compile(r"IN_(INTS|STRS)\(:([a-z_][a-z0-9_]*)\)")
@@ -185,12 +178,27 @@ def fetch(session: Session, text_: str, params: dict[str, Any]) -> list[tuple[An
 
     The read paths (the fine-tune check, the risk query) run a handful of indexed lookups each,
     and SQLAlchemy's per-statement work (building, cache keys, result metadata) costs more than
-    the lookups themselves; this skips all of it. `:name` parameters as in `sql`;
+    the lookups themselves; this skips all of it. `:name` parameters (rewritten to
+    `%(name)s` for psycopg);
     `IN_INTS(:ids)` and `IN_STRS(:names)` take a list as one parameter (`json_each` on SQLite,
     `= ANY(array)` on PostgreSQL), so the text, and the driver's prepared statement, stay fixed
     however many values there are. JSON columns come back as text on SQLite (`loads`).
     """
-    if session.autoflush:  # as `session.execute` would: pending ORM writes are seen
+    driver, pg = _driver(session)
+    if not pg:
+        params = {k: json.dumps(v) if isinstance(v, list) else v for k, v in params.items()}
+    cur = driver.cursor()
+    try:
+        cur.execute(_ready(text_, pg), params)
+        return cur.fetchall() if cur.description is not None else []
+    finally:
+        cur.close()
+
+
+def _driver(session: Session) -> tuple[Any, bool]:
+    """The driver connection of the session's transaction (begun if need be, pending ORM
+    writes flushed first, as `session.execute` would) and whether it is PostgreSQL's."""
+    if session.autoflush:
         session.flush()
     tx = session.get_transaction()
     held = session.info.get(_DRIVER)
@@ -198,16 +206,7 @@ def fetch(session: Session, text_: str, params: dict[str, Any]) -> list[tuple[An
         conn = session.connection()  # joins (or begins) the session's transaction
         held = (session.get_transaction(), conn.connection.driver_connection, conn.dialect.name)
         session.info[_DRIVER] = held  # a transaction keeps its connection until it ends
-    _, driver, dialect = held
-    pg = dialect == "postgresql"
-    if not pg:
-        params = {k: json.dumps(v) if isinstance(v, list) else v for k, v in params.items()}
-    cur = driver.cursor()
-    try:
-        cur.execute(_ready(text_, pg), params)
-        return cur.fetchall()
-    finally:
-        cur.close()
+    return held[1], held[2] == "postgresql"
 
 
 _DRIVER = "studbook_driver_connection"
@@ -227,40 +226,42 @@ def _index_new_dataset(
     derived_parents = sorted({p for p, r in links if r == Relation.DERIVED_FROM.value})
     rows: dict[int, dict[int, Source]] = {}
     if derived_parents:
-        inline = ", ".join(str(p) for p in derived_parents)
-        for d, s, k, n, path in sql(
+        for d, s, k, n, path in fetch(
             session,
             "SELECT dataset_id, source_id, kind, distance, path FROM data_sources "
-            f"WHERE dataset_id IN ({inline})",
-            {},
+            "WHERE dataset_id IN_INTS(:ps)",
+            {"ps": derived_parents},
         ):
-            rows.setdefault(d, {})[s] = (k, n, json.loads(path) if isinstance(path, str) else path)
+            rows.setdefault(d, {})[s] = (k, n, loads(path))
     digest: dict[int, str] = {}
     if len(links) > 1:  # the tie-break between parents needs their digests
-        inline = ", ".join(str(p) for p, _ in links)
+        ids = sorted({p for p, _ in links})
         digest = dict(
-            sql(session, f"SELECT id, digest FROM artifacts WHERE id IN ({inline})", {}).all()
-        )
+            fetch(session, "SELECT id, digest FROM artifacts WHERE id IN_INTS(:ps)", {"ps": ids})
+        )  # type: ignore[arg-type]
     parents = sorted(
         (digest.get(p, ""), r, p, MODEL if r == Relation.GENERATED_BY.value else DATASET)
         for p, r in links
     )
     mine = _sources(dataset, parents, rows)
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        insert_sql = (
-            "INSERT INTO data_sources (dataset_id, source_id, kind, distance, path) "
-            "VALUES (%s, %s, %s, %s, CAST(%s AS JSON))"
+    driver, pg = _driver(session)
+    cur = driver.cursor()
+    try:
+        cur.executemany(
+            _INSERT_SOURCES_PG if pg else _INSERT_SOURCES_SQLITE,
+            [(dataset, s, k, n, json.dumps(path)) for s, (k, n, path) in mine.items()],
         )
-    else:
-        insert_sql = (
-            "INSERT INTO data_sources (dataset_id, source_id, kind, distance, path) "
-            "VALUES (?, ?, ?, ?, ?)"
-        )
-    conn.exec_driver_sql(
-        insert_sql,
-        [(dataset, s, k, n, json.dumps(path)) for s, (k, n, path) in mine.items()],
-    )
+    finally:
+        cur.close()
+
+
+_INSERT_SOURCES_PG = (
+    "INSERT INTO data_sources (dataset_id, source_id, kind, distance, path) "
+    "VALUES (%s, %s, %s, %s, CAST(%s AS JSON))"
+)
+_INSERT_SOURCES_SQLITE = (
+    "INSERT INTO data_sources (dataset_id, source_id, kind, distance, path) VALUES (?, ?, ?, ?, ?)"
+)
 
 
 def _kind_of(session: Session, artifact_id: int) -> str:
