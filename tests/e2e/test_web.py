@@ -143,6 +143,17 @@ def evidence_on_failure(driver: Any, where: Path, name: str) -> Iterator[None]:
         raise
 
 
+def sign_in_as(driver: Any, url: str, token: str) -> None:
+    """Sign out whoever the browser is signed in as, then sign in with `token`."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(url + "/#/queue")
+    out = driver.find_elements(By.ID, "signout")
+    if out and out[0].is_displayed():
+        out[0].click()
+    sign_in(driver, url, token)
+
+
 def sign_in(driver: Any, url: str, token: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -388,13 +399,7 @@ def test_viewer_is_offered_no_decision(deployment: dict[str, Any], browser: Any)
     driver, url = browser, deployment["url"]
     wait = WebDriverWait(driver, 30)
     with evidence_on_failure(driver, deployment["cwd"], "viewer"):
-        driver.get(url + "/#/queue")
-        if (
-            driver.find_elements(By.ID, "signout")
-            and driver.find_element(By.ID, "signout").is_displayed()
-        ):
-            driver.find_element(By.ID, "signout").click()
-        sign_in(driver, url, deployment["tokens"]["victor"])
+        sign_in_as(driver, url, deployment["tokens"]["victor"])
         driver.get(url + "/#/artifact/" + "demo%2Fowl-student-q4%401")
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#decide")))
         assert driver.find_elements(By.ID, "decide-form") == []
@@ -657,13 +662,7 @@ def test_viewer_cannot_decide_on_a_finding(
     wait = WebDriverWait(driver, 30)
     found = httpx.get(url + "/v1/findings", headers=fp_lineage["admin"]).json()["data"]
     with evidence_on_failure(driver, deployment["cwd"], "finding-viewer"):
-        driver.get(url + "/#/queue")
-        if (
-            driver.find_elements(By.ID, "signout")
-            and driver.find_element(By.ID, "signout").is_displayed()
-        ):
-            driver.find_element(By.ID, "signout").click()
-        sign_in(driver, url, deployment["tokens"]["victor"])
+        sign_in_as(driver, url, deployment["tokens"]["victor"])
         for f in found:
             driver.get(url + f"/#/finding/{f['id']}")
             wait.until(ec.presence_of_element_located((By.ID, "finding-facts")))
@@ -695,13 +694,7 @@ def test_reviewer_confirms_a_weights_finding_in_the_browser(
     wait = WebDriverWait(driver, 30)
     assert _risk_status(url, admin, FP_STUDENT) == "no_risk"
     with evidence_on_failure(driver, deployment["cwd"], "finding"):
-        driver.get(url + "/#/queue")
-        if (
-            driver.find_elements(By.ID, "signout")
-            and driver.find_element(By.ID, "signout").is_displayed()
-        ):
-            driver.find_element(By.ID, "signout").click()
-        sign_in(driver, url, deployment["tokens"]["rita"])
+        sign_in_as(driver, url, deployment["tokens"]["rita"])
         driver.get_log("performance")
 
         # The queue lists both open findings, each with its kind, models, r, p and signer.
