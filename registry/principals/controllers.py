@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from litestar import Controller, get, post
+from litestar.di import Provide
 from sqlmodel import Session
 
-from ..auth import Caller, Role, require
+from ..auth import Caller, Role, provide_caller, require
 from . import service
 from .schemas import PrincipalCreate, PrincipalPublic, PrincipalsPublic, TokenIssued
 
@@ -39,7 +40,15 @@ class PrincipalController(Controller):
         return TokenIssued(principal=_public(principal), token=token)
 
 
-@get("/v1/me", sync_to_thread=False, tags=["principals"], summary="Who am I")
+# The one route with a caller and no database session: it takes the caller directly, without
+# the session the app-wide `caller` waits for (`registry.deps.provide_request_caller`).
+@get(
+    "/v1/me",
+    sync_to_thread=False,
+    tags=["principals"],
+    summary="Who am I",
+    dependencies={"caller": Provide(provide_caller)},
+)
 def whoami(caller: Caller) -> dict[str, object]:
     """The authenticated caller."""
     return {"id": caller.id, "name": caller.name, "role": caller.role.value}
