@@ -15,16 +15,14 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from .artifacts.controllers import ArtifactController
 from .attestations.controllers import AttestationController
-from .auth import provide_caller
 from .bom import install as install_bom
 from .boundary import StrictRequest, check_request_text
 from .db import make_engine
-from .deps import provide_db_session
+from .deps import provide_db_session, provide_request_caller
 from .errors import exception_handler
 from .evals import install as install_evals
 from .imports import install as install_imports
@@ -43,9 +41,21 @@ from .weights import install as install_weights
 
 @get("/healthz", sync_to_thread=True, tags=["meta"], summary="Liveness and database check")
 def healthz(state: State) -> dict[str, str]:
-    """Answers once the database answers."""
-    with state.engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
+    """Answers once the database answers.
+
+    A pooled connection and the driver's cursor: an engine connection would add statement
+    compilation and a transaction (BEGIN, ROLLBACK) around one `SELECT 1`.
+    """
+    conn = state.engine.raw_connection()
+    try:
+        cur = conn.cursor()
+        try:
+            cur.execute("SELECT 1")
+            cur.fetchall()
+        finally:
+            cur.close()
+    finally:
+        conn.close()
     return {"status": "ok"}
 
 
@@ -89,7 +99,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         route_handlers=route_handlers,
         dependencies={
             "db_session": Provide(provide_db_session),
-            "caller": Provide(provide_caller),
+            "caller": Provide(provide_request_caller),
         },
         exception_handlers={Exception: exception_handler, HTTPException: exception_handler},
         state=State({"engine": engine, "settings": settings}),
