@@ -19,6 +19,7 @@ from lineage.types import ArtifactKind
 
 from ..auth import Caller
 from ..boundary import MAX_ID, MAX_LIMIT, MAX_OFFSET
+from ..deps import read_only
 from ..errors import BadRequestError, NotFoundError
 from ..models import Artifact
 from . import service
@@ -27,11 +28,23 @@ from .schemas import ArtifactsPublic, Direction
 # view name -> function(session, artifact, query params) -> JSON-ready answer
 View = Callable[[Session, Artifact, dict[str, str]], Any]
 VIEWS: dict[str, View] = {}
+# view name -> function(session, artifact key, query params): read-only views that need only the
+# artifact's id, digest, name and version (`service.resolve_key`); on PostgreSQL their session
+# reads without a transaction (`read_only`).
+KeyView = Callable[[Session, service.ArtifactKey, dict[str, str]], Any]
+KEY_VIEWS: dict[str, KeyView] = {}
 
 
 def register_view(name: str, view: View) -> None:
     """Add a sub-resource `/v1/artifacts/<ref>/<name>`."""
+    KEY_VIEWS.pop(name, None)
     VIEWS[name] = view
+
+
+def register_key_view(name: str, view: KeyView) -> None:
+    """Add a read-only sub-resource `/v1/artifacts/<ref>/<name>` given the artifact's key."""
+    VIEWS.pop(name, None)
+    KEY_VIEWS[name] = view
 
 
 def plain_lineage_view(session: Session, artifact: Artifact, params: dict[str, str]) -> Any:
@@ -114,6 +127,10 @@ class ArtifactController(Controller):
         # views read them from the query string, as views registered by other domains do.
         ref = ref.strip("/")
         head, _, view_name = ref.rpartition("/")
+        if head and view_name in KEY_VIEWS and "@" not in view_name:
+            read_only(db_session)
+            key = service.resolve_key(db_session, check_ref(head))
+            return KEY_VIEWS[view_name](db_session, key, dict(request.query_params))
         if head and view_name in VIEWS and "@" not in view_name:
             artifact = service.resolve(db_session, check_ref(head))
             return VIEWS[view_name](db_session, artifact, dict(request.query_params))

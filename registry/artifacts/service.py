@@ -20,7 +20,7 @@ registrations (A fine_tuned_from B, B fine_tuned_from A) are decided one after t
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, insert, or_, select, text
 from sqlmodel import Session
@@ -117,6 +117,54 @@ def _digest_prefix(ref: str) -> str | None:
     if MIN_DIGEST_PREFIX <= len(hexpart) < 64 and set(hexpart) <= _HEX:
         return hexpart
     return None
+
+
+class ArtifactKey(NamedTuple):
+    """What a view that needs no more of an artifact reads of it (`resolve_key`)."""
+
+    id: int
+    digest: str
+    name: str
+    version: str
+
+
+_KEY_SQL = {
+    "id": "SELECT id, digest, name, version FROM artifacts WHERE id = ?",
+    "digest": "SELECT id, digest, name, version FROM artifacts WHERE digest = ?",
+    "ref": "SELECT id, digest, name, version FROM artifacts WHERE name = ? AND version = ?",
+}
+
+
+def resolve_key(session: Session, ref: str) -> ArtifactKey:
+    """`resolve`, reading only the artifact's key: an id, a full digest and `name@version` are
+    one fixed indexed read through the driver's cursor (no ORM row, no statement building); a
+    digest prefix, and every error, go through `resolve` itself."""
+    bare = ref.strip()
+    params: tuple[Any, ...] | None = None
+    if "@" in bare:
+        name, _, version = bare.rpartition("@")
+        which, params = "ref", (name, version)
+    elif bare.isdigit() and len(bare) < MIN_DIGEST_PREFIX:
+        which, params = "id", (int(bare),)
+    elif _digest_prefix(bare) is None and (
+        bare.startswith("sha256:") or (len(bare) == 64 and set(bare) <= _HEX)
+    ):
+        which, params = "digest", (check_digest(bare, field_name="ref"),)
+    if params is not None:
+        conn = session.connection()
+        text_ = _KEY_SQL[which]
+        if conn.dialect.name == "postgresql":
+            text_ = text_.replace("?", "%s")
+        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cur.execute(text_, params)
+            row = cur.fetchone()
+        finally:
+            cur.close()
+        if row is not None:
+            return ArtifactKey(int(row[0]), str(row[1]), str(row[2]), str(row[3]))
+    a = resolve(session, ref)  # the answer (or the error) the full resolution gives
+    return ArtifactKey(int(a.id), a.digest, a.name, a.version)  # type: ignore[arg-type]
 
 
 def resolve(session: Session, ref: str) -> Artifact:

@@ -16,6 +16,7 @@ def install() -> None:
     from .. import replay
     from ..artifacts import controllers as artifacts
     from ..artifacts.schemas import LineagePublic
+    from ..artifacts.service import ArtifactKey
     from ..attestations import service as attestations
     from ..auth import Role
     from ..deps import end_read
@@ -31,7 +32,7 @@ def install() -> None:
     for table in service.derived_tables():
         replay.register_derived(table)
 
-    def risk_view(session: Session, artifact: Artifact, params: dict[str, str]) -> Any:
+    def risk_view(session: Session, artifact: ArtifactKey, params: dict[str, str]) -> Any:
         answer = service.risk_of(session, artifact)
         end_read(session)
         return answer
@@ -46,5 +47,5 @@ def install() -> None:
             n.at_risk = marks.get(n.artifact.id, [])
         return answer
 
-    artifacts.register_view("risk", risk_view)
+    artifacts.register_key_view("risk", risk_view)
     artifacts.register_view("lineage", lineage_view)

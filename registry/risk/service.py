@@ -43,7 +43,7 @@ from lineage.risk import (
 from lineage.statements import VerifiedStatement
 from lineage.types import ArtifactKind, Edge, Relation
 
-from ..artifacts.service import resolve
+from ..artifacts.service import ArtifactKey, resolve
 from ..db import holds_write_lock
 from ..errors import BadRequestError, NotFoundError, UnprocessableError
 from ..models import (
@@ -765,7 +765,7 @@ def _statements_in_force(
     return f_out, c_out
 
 
-def risk_of(session: Session, artifact: Artifact) -> RiskPublic:
+def risk_of(session: Session, artifact: Artifact | ArtifactKey) -> RiskPublic:
     """Flags, clearances and at-risk marks of one artifact, with explanations."""
     flags, clears = _statements_in_force(session, "s.artifact_id = :a", {"a": artifact.id})
     when = _datetime(session)
