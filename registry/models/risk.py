@@ -79,7 +79,7 @@ class WeightsAncestor(SQLModel, table=True):
     """`ancestor_id` is `model_id` or one of the models its weights descend from."""
 
     __tablename__ = "weights_ancestors"
-    __table_args__ = (Index("ix_weights_ancestors_ancestor", "ancestor_id"),)
+    # No index by ancestor (revision 0012): descendants are found over `edges`.
 
     model_id: int = Field(
         sa_column=Column(_BIG, ForeignKey("artifacts.id"), primary_key=True, autoincrement=False)

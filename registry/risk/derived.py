@@ -12,7 +12,7 @@ in the transaction of the registration that adds the edges:
   sources one step further (a `derived_from` parent), the least shortest path winning: a read of
   the parents' rows and one multi-row insert;
 - an amendment (a new edge on an existing artifact) adds the parent's ancestors to the child and
-  to every weights descendant in one statement, or recomputes the sources of the datasets that
+  to every weights descendant (found by walking the weights edges down) in one statement, or recomputes the sources of the datasets that
   draw on the amended one (those holding it as a source), in topological order.
 
 Least shortest paths keep their optimal substructure (`lineage.graph`): the best path from D to a
@@ -59,11 +59,19 @@ WEIGHTS = tuple(sorted(r.value for r in Relation if r.is_weights))
 DATA_UP = (Relation.DERIVED_FROM.value, Relation.GENERATED_BY.value)
 MODEL, DATASET = ArtifactKind.MODEL.value, ArtifactKind.DATASET.value
 
-# SQLite needs a WHERE in the SELECT of an INSERT ... ON CONFLICT (its upsert parsing rule).
+# An amendment gives the child and every weights descendant of it the parent's ancestors. The
+# descendants are found by walking the weights edges down (`ix_edges_parent_id`), not through an
+# index of `weights_ancestors` by ancestor: such an index costs every new model one random page
+# write per ancestor, ten times the rest of its lineage indexing on deep chains, to serve only
+# this rare write. SQLite needs a WHERE in the SELECT of an INSERT ... ON CONFLICT (its upsert
+# parsing rule).
 _AMEND_WEIGHTS = text(
     "INSERT INTO weights_ancestors (model_id, ancestor_id) "
-    "SELECT w.model_id, a.ancestor_id FROM weights_ancestors w "
-    "JOIN weights_ancestors a ON a.model_id = :parent WHERE w.ancestor_id = :child "
+    "WITH RECURSIVE down(id) AS (SELECT CAST(:child AS BIGINT) UNION SELECT e.child_id FROM edges e "
+    "JOIN down ON e.parent_id = down.id WHERE e.relation IN ("
+    + ", ".join(f"'{r}'" for r in WEIGHTS)
+    + ")) SELECT down.id, a.ancestor_id FROM down "
+    "JOIN weights_ancestors a ON a.model_id = :parent WHERE true "
     "ON CONFLICT DO NOTHING"
 )
 
