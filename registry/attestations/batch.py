@@ -38,7 +38,10 @@ client fixes the one envelope named and sends the batch again.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +50,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from lineage.dsse import Envelope
 from lineage.errors import LineageError, VerificationError
 from lineage.logleaf import entry_bytes
 from lineage.statements import (
@@ -188,34 +192,81 @@ class _Prepared:
 def _prepare(session: Session, caller: Caller, raws: list[Any]) -> _Prepared | None:
     """Verify every signature and parse every statement, outside the write lock.
 
+    The signatures are checked on `VERIFY_THREADS` threads (`_verify_many`); the rest runs on
+    the request's thread, which alone touches the session.
+
     Returns:
         None when the batch holds anything but registrations that verify and parse, or one
         envelope twice: `_apply_all` then decides it, under the lock, envelope by envelope.
     """
     keys = _active_keys(session, caller)
-    items: list[_New] = []
     verifiers: dict[frozenset[str], Any] = {}
-    seen: set[str] = set()
-    for raw in raws:
-        try:
+    pending: list[tuple[Envelope, dict[str, Any], Any]] = []
+    try:
+        for raw in raws:
             envelope, stored = service.read_envelope(raw)
             keyids = frozenset(sig.keyid for sig in envelope.signatures)
             verifier = verifiers.get(keyids)
             if verifier is None:
                 verifier = verifiers[keyids] = verifier_for(session, caller, keyids)
-            verified = verify_envelope(envelope, verifier)
-            if verified.predicate_type != REGISTRATION_PREDICATE or verified.payload_digest in seen:
-                return None
+            pending.append((envelope, stored, verifier))
+    except (LineageError, RegistryError):
+        return None  # the sequential path names the envelope and its error
+    checked = _verify_many([(envelope, verifier) for envelope, _, verifier in pending])
+    if checked is None:
+        return None
+    items: list[_New] = []
+    seen: set[str] = set()
+    for (_, stored, _), verified in zip(pending, checked, strict=True):
+        if verified.predicate_type != REGISTRATION_PREDICATE or verified.payload_digest in seen:
+            return None
+        try:
             if service.handler_for(caller, verified).apply is not artifacts.apply_registration:
                 return None
             reg = parse_registration(verified.statement)
         except (LineageError, RegistryError):
-            return None  # the sequential path names the envelope and its error
+            return None
         seen.add(verified.payload_digest)
         a = reg.artifact
         row = _Row(0, a.digest, a.kind.value, a.name, a.version)
         items.append(_New(stored, verified, reg, row))
     return _Prepared(keys, items)
+
+
+VERIFY_THREADS = max(1, min(4, os.cpu_count() or 1))
+"""Threads that check a batch's signatures. The `cryptography` package releases the GIL while it
+verifies an Ed25519 signature (about 0.1 ms each), so a batch's signatures are checked in
+parallel on every core the server has, up to four."""
+_MIN_PARALLEL = 64  # below this, handing slices to threads costs more than it saves
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _verify_many(work: list[tuple[Envelope, Any]]) -> list[VerifiedStatement] | None:
+    """`verify_envelope` of each (envelope, verifier), in order; None if any is refused.
+
+    Pure (no session): the verifiers hold the keys they trust.
+    """
+
+    def run(part: list[tuple[Envelope, Any]]) -> list[VerifiedStatement] | None:
+        try:
+            return [verify_envelope(envelope, verifier) for envelope, verifier in part]
+        except LineageError:
+            return None  # the sequential path names the envelope and its error
+
+    if VERIFY_THREADS == 1 or len(work) < _MIN_PARALLEL:
+        return run(work)
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="studbook-verify")
+    step = -(-len(work) // VERIFY_THREADS)
+    out: list[VerifiedStatement] = []
+    for part in _pool.map(run, [work[i : i + step] for i in range(0, len(work), step)]):
+        if part is None:
+            return None
+        out.extend(part)
+    return out
 
 
 _KEYS = SigningKey.__table__  # type: ignore[attr-defined]

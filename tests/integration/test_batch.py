@@ -242,3 +242,49 @@ def test_only_batches_of_new_registrations_take_the_bulk_path(
     )
     assert r.status_code == 400 and r.json()["index"] == 1, r.text  # refused as alone
     assert sequential == [4, 2]
+
+
+def test_a_large_batch_is_verified_in_parallel_and_refused_whole(
+    client: Client, engine: Engine, registrar: Actor, monkeypatch: Any
+) -> None:
+    """Signatures of a batch are checked on several threads; the answers keep the batch's
+    order, and one altered signature anywhere refuses the whole batch, naming that envelope."""
+    from registry.attestations import batch as batch_module
+
+    monkeypatch.setattr(batch_module, "VERIFY_THREADS", 3)
+    sequential: list[int] = []
+    original = batch_module._apply_all
+
+    def counted(*args: Any) -> Any:
+        sequential.append(len(args[2]))
+        return original(*args)
+
+    monkeypatch.setattr(batch_module, "_apply_all", counted)
+    n = 3 * batch_module._MIN_PARALLEL + 5
+    envs = [registration_envelope(registrar.signer, "model", "p/m0@1")] + [
+        registration_envelope(
+            registrar.signer,
+            "model",
+            f"p/m{i}@1",
+            [("fine_tuned_from", digest_of(f"p/m{i - 1}@1"))],
+        )
+        for i in range(1, n)
+    ]
+    bad = dict(envs[150])
+    sig = base64.b64decode(bad["signatures"][0]["sig"])
+    bad["signatures"] = [
+        {**bad["signatures"][0], "sig": base64.b64encode(bytes([sig[0] ^ 1]) + sig[1:]).decode()}
+    ]
+    before = row_counts(engine)
+    r = client.post(
+        "/v1/attestations/batch",
+        json={"envelopes": [*envs[:150], bad, *envs[151:]]},
+        headers=registrar.headers,
+    )
+    assert r.status_code == 400 and r.json()["index"] == 150, r.text
+    assert row_counts(engine) == before
+    assert sequential == [n]  # the refusal came from the sequential path, which names it
+    answer = batch(client, registrar, envs)
+    assert sequential == [n]  # all verified: the bulk path
+    assert [a["artifact"]["ref"] for a in answer["data"]] == [f"p/m{i}@1" for i in range(n)]
+    assert [a["log_index"] for a in answer["data"]] == list(range(n))
