@@ -16,6 +16,12 @@ of the registration that adds the edges, and are rebuilt from envelopes by the a
 - `data_sources`: per dataset, every dataset its data came from through `derived_from` (itself
   included, at distance 0) and every model that generated any of it, each with the least shortest
   path the rule reports (`path`: `[[parent id, relation], ...]` from the dataset to the source).
+
+`risk_marks`, `weights_ancestors` and `data_sources` hold artifact ids without foreign keys
+(revision 0012): the service derives every row from artifacts and edges it has just read in the
+same transaction, artifacts are never deleted, and the audit rebuilds the three tables and
+compares; a foreign key would make each of the ten thousand marks of one flag probe and lock an
+artifact row.
 """
 
 from __future__ import annotations
@@ -59,13 +65,11 @@ class RiskMarkRow(SQLModel, table=True):
     __tablename__ = "risk_marks"
     __table_args__ = (Index("ix_risk_marks_trait_created", "trait", "created_at"),)
 
-    model_id: int = Field(
-        sa_column=Column(_BIG, ForeignKey("artifacts.id"), primary_key=True, autoincrement=False)
-    )
+    model_id: int = Field(sa_column=Column(_BIG, primary_key=True, autoincrement=False))
     trait: str = Field(sa_column=Column(String(100), primary_key=True))
     kind: str = Field(sa_column=Column(String(10), nullable=False))  # data | weights
-    source_id: int = Field(sa_column=Column(_BIG, ForeignKey("artifacts.id"), nullable=False))
-    via_id: int = Field(sa_column=Column(_BIG, ForeignKey("artifacts.id"), nullable=False))
+    source_id: int = Field(sa_column=Column(_BIG, nullable=False))
+    via_id: int = Field(sa_column=Column(_BIG, nullable=False))
     # [[child digest, parent digest, relation], ...] from the model to the flagged source
     path: list[Any] = Field(sa_column=Column(JSON, nullable=False))
     shared_base: list[str] = Field(sa_column=Column(JSON, nullable=False))
@@ -81,12 +85,8 @@ class WeightsAncestor(SQLModel, table=True):
     __tablename__ = "weights_ancestors"
     # No index by ancestor (revision 0012): descendants are found over `edges`.
 
-    model_id: int = Field(
-        sa_column=Column(_BIG, ForeignKey("artifacts.id"), primary_key=True, autoincrement=False)
-    )
-    ancestor_id: int = Field(
-        sa_column=Column(_BIG, ForeignKey("artifacts.id"), primary_key=True, autoincrement=False)
-    )
+    model_id: int = Field(sa_column=Column(_BIG, primary_key=True, autoincrement=False))
+    ancestor_id: int = Field(sa_column=Column(_BIG, primary_key=True, autoincrement=False))
 
 
 class DataSource(SQLModel, table=True):
@@ -95,12 +95,8 @@ class DataSource(SQLModel, table=True):
     __tablename__ = "data_sources"
     __table_args__ = (Index("ix_data_sources_source", "source_id"),)
 
-    dataset_id: int = Field(
-        sa_column=Column(_BIG, ForeignKey("artifacts.id"), primary_key=True, autoincrement=False)
-    )
-    source_id: int = Field(
-        sa_column=Column(_BIG, ForeignKey("artifacts.id"), primary_key=True, autoincrement=False)
-    )
+    dataset_id: int = Field(sa_column=Column(_BIG, primary_key=True, autoincrement=False))
+    source_id: int = Field(sa_column=Column(_BIG, primary_key=True, autoincrement=False))
     kind: str = Field(sa_column=Column(String(10), nullable=False))  # model | dataset
     distance: int = Field(sa_column=Column(Integer, nullable=False))
     # [[parent id, relation], ...]: the least shortest path from the dataset to the source

@@ -12,8 +12,9 @@ in the transaction of the registration that adds the edges:
   sources one step further (a `derived_from` parent), the least shortest path winning: a read of
   the parents' rows and one multi-row insert;
 - an amendment (a new edge on an existing artifact) adds the parent's ancestors to the child and
-  to every weights descendant (found by walking the weights edges down) in one statement, or recomputes the sources of the datasets that
-  draw on the amended one (those holding it as a source), in topological order.
+  to every weights descendant (found by walking the weights edges down) in one statement, or
+  recomputes the sources of the datasets that draw on the amended one (those holding it as a
+  source), in topological order.
 
 Least shortest paths keep their optimal substructure (`lineage.graph`): the best path from D to a
 source is one step to a parent followed by that parent's best path, and two candidates of equal
@@ -67,8 +68,8 @@ MODEL, DATASET = ArtifactKind.MODEL.value, ArtifactKind.DATASET.value
 # parsing rule).
 _AMEND_WEIGHTS = text(
     "INSERT INTO weights_ancestors (model_id, ancestor_id) "
-    "WITH RECURSIVE down(id) AS (SELECT CAST(:child AS BIGINT) UNION SELECT e.child_id FROM edges e "
-    "JOIN down ON e.parent_id = down.id WHERE e.relation IN ("
+    "WITH RECURSIVE down(id) AS (SELECT CAST(:child AS BIGINT) "
+    "UNION SELECT e.child_id FROM edges e JOIN down ON e.parent_id = down.id WHERE e.relation IN ("
     + ", ".join(f"'{r}'" for r in WEIGHTS)
     + ")) SELECT down.id, a.ancestor_id FROM down "
     "JOIN weights_ancestors a ON a.model_id = :parent WHERE true "
@@ -165,6 +166,15 @@ def sql(session: Session, text_: str, params: dict[str, Any]) -> None:
 
 
 _IN_LIST = re.compile(r"IN_(INTS|STRS)\(:([a-z_][a-z0-9_]*)\)")
+_INT_LISTS: dict[str, frozenset[str]] = {}
+
+
+def int_array(values: Iterable[int]) -> str:
+    """PostgreSQL's text form of an integer array (`{1,2,3}`), to bind as one string and cast:
+    a thousandth of the cost of binding the list."""
+    return "{" + ",".join(str(int(v)) for v in values) + "}"
+
+
 _PG_ARRAY = {"INTS": "BIGINT", "STRS": "TEXT"}
 _READY: dict[tuple[str, bool], str] = {}
 
@@ -193,7 +203,14 @@ def fetch(session: Session, text_: str, params: dict[str, Any]) -> list[tuple[An
     however many values there are. JSON columns come back as text on SQLite (`loads`).
     """
     driver, pg = _driver(session)
-    if not pg:
+    if pg:  # int lists as one array literal: psycopg dumps a list element by element
+        ints = _INT_LISTS.get(text_)
+        if ints is None:
+            ints = _INT_LISTS[text_] = frozenset(
+                m[2] for m in _IN_LIST.finditer(text_) if m[1] == "INTS"
+            )
+        params = {k: int_array(v) if k in ints else v for k, v in params.items()}
+    else:
         params = {k: json.dumps(v) if isinstance(v, list) else v for k, v in params.items()}
     cur = driver.cursor()
     try:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, exists, func, insert, select, text, update
+from sqlalchemy import Text, bindparam, cast, delete, exists, func, insert, select, text, update
 from sqlmodel import Session
 
 from lineage.graph import LineageGraph, Node
@@ -338,7 +338,13 @@ def _derive_marks(session: Session, region: set[int]) -> dict[tuple[int, str], d
         )
         route_cands.extend(
             session.execute(
-                select(_E.c.child_id, _DS.c.source_id, _DS.c.distance, _E.c.parent_id, _DS.c.path)
+                select(
+                    _E.c.child_id,
+                    _DS.c.source_id,
+                    _DS.c.distance,
+                    _E.c.parent_id,
+                    cast(_DS.c.path, Text),  # decoded only for the routes chosen
+                )
                 .join(_DS, _DS.c.dataset_id == _E.c.parent_id)
                 .where(
                     derived.among(session, _E.c.child_id, part),
@@ -347,15 +353,15 @@ def _derive_marks(session: Session, region: set[int]) -> dict[tuple[int, str], d
                 )
             ).all()
         )
-    path_ids = {d for _, _, _, d, _ in route_cands} | {
-        int(p) for *_, path in route_cands for p, _ in path
-    }
-    path_ids |= {p for _, p, _ in weights}
+    path_ids = {d for _, _, _, d, _ in route_cands} | {p for _, p, _ in weights}
     digest.update(_digests(session, path_ids - digest.keys()))
     for m, g, dist, d, path in route_cands:
         held = routes.get((m, g))
         if held is None or (dist, digest[d]) < (held[0], digest[held[1]]):
             routes[(m, g)] = (dist, d, path)
+    routes = {k: (dist, d, derived.loads(path)) for k, (dist, d, path) in routes.items()}
+    path_ids = {int(p) for _, _, path in routes.values() for p, _ in path}
+    digest.update(_digests(session, path_ids - digest.keys()))
     anc = derived.ancestor_sets(session, {x for pair in routes for x in pair})
     steps: dict[int, list[tuple[str, int, _Path]]] = {m: [] for m in models}
     for c, p, r in weights:
@@ -445,10 +451,12 @@ def _store(
     now: datetime,
 ) -> int:
     """Make the stored marks of `region` exactly `wanted`, set-based; returns rows changed."""
-    have: dict[tuple[int, str], Any] = {}
-    for part in derived.whole(sorted(region)):
-        for row in session.execute(select(_M).where(derived.among(session, _M.c.model_id, part))):
-            have[(row.model_id, row.trait)] = row
+    # The stored marks of the region, their JSON columns left as text: most of them are only
+    # kept or deleted, and only a mark the change also derives needs its values compared.
+    have: dict[tuple[int, str], tuple[Any, ...]] = {}
+    if region:
+        for m, t, *held in derived.fetch(session, _HELD_MARKS, {"ids": sorted(region)}):
+            have[(m, t)] = tuple(held)
     gone = [{"m": m, "t": t} for m, t in have if (m, t) not in wanted]
     new: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
@@ -456,7 +464,10 @@ def _store(
         held = have.get((m, t))
         if held is None:
             new.append({"model_id": m, "trait": t, "created_at": now, **values})
-        elif any(_same(getattr(held, k)) != _same(v) for k, v in values.items()):
+        elif any(
+            _same(derived.loads(h) if k in _JSON_COLUMNS else h) != _same(values[k])
+            for k, h in zip(_MARK_COLUMNS, held, strict=True)
+        ):
             changed.append({"m": m, "t": t, **{f"v_{k}": v for k, v in values.items()}})
     if gone:
         session.execute(
@@ -475,6 +486,11 @@ def _store(
 
 
 _MARK_COLUMNS = ("kind", "source_id", "via_id", "path", "shared_base")
+_JSON_COLUMNS = ("path", "shared_base")
+_HELD_MARKS = (
+    "SELECT model_id, trait, kind, source_id, via_id, CAST(path AS TEXT), "
+    "CAST(shared_base AS TEXT) FROM risk_marks WHERE model_id IN_INTS(:ids)"
+)
 
 
 def _same(value: Any) -> Any:
@@ -489,44 +505,45 @@ _INSERT_COLUMNS = ("model_id", "trait", *_MARK_COLUMNS, "created_at")
 
 
 def _insert_marks(session: Session, rows: list[dict[str, Any]]) -> None:
-    """One driver-level executemany: SQLAlchemy's per-row parameter processing would cost more
-    than the insert itself for the ten thousand marks of one propagation. Values are bound as
-    SQLAlchemy would bind them (its JSON and timestamp encodings), so reads see no difference.
+    """Driver-level writes: SQLAlchemy's per-row parameter processing would cost more than the
+    insert itself for the ten thousand marks of one propagation. PostgreSQL takes them with one
+    COPY (an executemany is a round of protocol messages per row); SQLite with one executemany.
+    Values are encoded as SQLAlchemy would encode them (its JSON and timestamp encodings), so
+    reads see no difference.
     """
     conn = session.connection()
     names = ", ".join(_INSERT_COLUMNS)
+    dumps = json.dumps
     if conn.dialect.name == "postgresql":
-        sql = (
-            f"INSERT INTO risk_marks ({names}) VALUES "
-            "(%s, %s, %s, %s, %s, CAST(%s AS JSON), CAST(%s AS JSON), %s)"
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            with cursor.copy(f"COPY risk_marks ({names}) FROM STDIN") as copy:
+                for r in rows:
+                    copy.write_row(
+                        tuple(dumps(r[c]) if c in _JSON_COLUMNS else r[c] for c in _INSERT_COLUMNS)
+                    )
+        finally:
+            cursor.close()
+        return
+    # SQLAlchemy stores JSON on SQLite as json.dumps text; the timestamp goes through its
+    # own processor (once: every row of one write has the same `created_at`).
+    stamp = _M.c.created_at.type.bind_processor(conn.dialect)
+    stamps = {r["created_at"] for r in rows}
+    when = {t: stamp(t) if stamp else t for t in stamps}
+    sql = f"INSERT INTO risk_marks ({names}) VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})"
+    params = [
+        (
+            r["model_id"],
+            r["trait"],
+            r["kind"],
+            r["source_id"],
+            r["via_id"],
+            dumps(r["path"]),
+            dumps(r["shared_base"]),
+            when[r["created_at"]],
         )
-        params = [
-            tuple(
-                json.dumps(r[c]) if c in ("path", "shared_base") else r[c] for c in _INSERT_COLUMNS
-            )
-            for r in rows
-        ]
-    else:
-        # SQLAlchemy stores JSON on SQLite as json.dumps text; the timestamp goes through its
-        # own processor (once: every row of one write has the same `created_at`).
-        stamp = _M.c.created_at.type.bind_processor(conn.dialect)
-        stamps = {r["created_at"] for r in rows}
-        when = {t: stamp(t) if stamp else t for t in stamps}
-        sql = f"INSERT INTO risk_marks ({names}) VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})"
-        dumps = json.dumps
-        params = [
-            (
-                r["model_id"],
-                r["trait"],
-                r["kind"],
-                r["source_id"],
-                r["via_id"],
-                dumps(r["path"]),
-                dumps(r["shared_base"]),
-                when[r["created_at"]],
-            )
-            for r in rows
-        ]
+        for r in rows
+    ]
     conn.exec_driver_sql(sql, params)
 
 
