@@ -109,7 +109,7 @@ def server(
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            stack.callback(stop)
+            stack.callback(_stop, proc)
             _wait(url, proc, data_dir)
         admin = (data_dir / "admin-token").read_text().strip()
         h = {"Authorization": f"Bearer {admin}"}
@@ -143,14 +143,18 @@ def _spawn(
     )
 
     def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
 
     stack.callback(stop)
     return proc, f"http://127.0.0.1:{port}", stop
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def _wait(url: str, proc: subprocess.Popen[bytes], data_dir: Path, timeout: float = 60) -> None:
