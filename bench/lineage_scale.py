@@ -227,25 +227,35 @@ class Phases:
 
 @contextmanager
 def count_statements(engine: Engine) -> Iterator[list[int]]:
-    """SQL statements run: through SQLAlchemy (its cursor event) and the read paths' fixed
-    driver-level reads (`registry.risk.derived.fetch`, which that event does not see)."""
+    """SQL statements run: through SQLAlchemy (its cursor event) and the hot paths' fixed
+    driver-level statements (`registry.db.fetch`, which that event does not see)."""
+    import registry.db
+
     box = [0]
 
     def bump(*_: Any) -> None:
         box[0] += 1
 
-    fetch = risk_derived.fetch
+    fetch = registry.db.fetch
 
     def counted(*a: Any, **k: Any) -> Any:
         box[0] += 1
         return fetch(*a, **k)
 
+    # Every module that imported `fetch` holds its own name for it.
+    users = [
+        m
+        for name, m in list(sys.modules.items())
+        if name.startswith("registry") and getattr(m, "fetch", None) is fetch
+    ]
     event.listen(engine, "before_cursor_execute", bump)
-    risk_derived.fetch = counted  # type: ignore[assignment]
+    for m in users:
+        m.fetch = counted  # type: ignore[attr-defined]
     try:
         yield box
     finally:
-        risk_derived.fetch = fetch  # type: ignore[assignment]
+        for m in users:
+            m.fetch = fetch  # type: ignore[attr-defined]
         event.remove(engine, "before_cursor_execute", bump)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, insert, or_, select, text
+from sqlalchemy import func, insert, or_, select, text
 from sqlmodel import Session
 
 from lineage.errors import CycleError
@@ -37,6 +37,7 @@ from lineage.types import (
 )
 
 from ..auth import Role
+from ..db import fetch, sql
 from ..errors import (
     BadRequestError,
     ConflictError,
@@ -276,21 +277,24 @@ def _find_path_up(session: Session, start: int, target: int) -> list[int] | None
 
 # The hot path's statements, built once: building a statement and its cache key on every
 # registration cost more than running it.
-_LOOKUP = select(
-    _ARTIFACTS.c.id,
-    _ARTIFACTS.c.digest,
-    _ARTIFACTS.c.kind,
-    _ARTIFACTS.c.name,
-    _ARTIFACTS.c.version,
-    _ARTIFACTS.c.attestation_id,
-).where(
-    or_(
-        _ARTIFACTS.c.digest.in_(bindparam("wanted", expanding=True)),
-        (_ARTIFACTS.c.name == bindparam("name")) & (_ARTIFACTS.c.version == bindparam("version")),
-    )
+class _Found(NamedTuple):
+    id: int
+    digest: str
+    kind: str
+    name: str
+    version: str
+    attestation_id: int
+
+
+# The artifact itself, any artifact holding its name@version, and every declared parent.
+_LOOKUP = (
+    "SELECT id, digest, kind, name, version, attestation_id FROM artifacts "
+    "WHERE digest IN_STRS(:wanted) OR (name = :name AND version = :version)"
 )
 _INSERT_ARTIFACT = insert(_ARTIFACTS).returning(_ARTIFACTS.c.id)
-_INSERT_EDGES = insert(_EDGES)
+_INSERT_EDGE = (
+    "INSERT INTO edges (child_id, parent_id, relation, attestation_id) VALUES (:c, :p, :r, :a)"
+)
 
 
 def apply_registration(
@@ -299,9 +303,10 @@ def apply_registration(
     """Write the artifact and edges a verified registration declares (no commit).
 
     Runs inside the submitting transaction, after `begin_write`: everything it reads, it reads
-    under the write lock. This is the ingest hot path, so it speaks SQL Core: one query finds
-    the artifact itself, any artifact holding its name@version, and all declared parents; then
-    at most two inserts.
+    under the write lock. This is the ingest hot path, so it runs fixed SQL: one driver-level
+    query (`registry.db.fetch`) finds the artifact itself, any artifact holding its name@version,
+    and all declared parents; then the artifact's insert (SQL Core, for its JSON and timestamp
+    columns) and one driver-level insert per edge.
 
     Returns:
         What was done: `artifact_id`, `created`, `amended` (an existing artifact got new edges),
@@ -319,11 +324,8 @@ def apply_registration(
     reg = parse_registration(verified.statement)
     art = reg.artifact
     wanted = [art.digest, *(p.digest for p in reg.parents)]
-    rows = (
-        session.connection()
-        .execute(_LOOKUP, {"wanted": wanted, "name": art.name, "version": art.version})
-        .all()
-    )
+    found = fetch(session, _LOOKUP, {"wanted": wanted, "name": art.name, "version": art.version})
+    rows = [_Found(*r) for r in found]
     by_digest = {r.digest: r for r in rows}
     existing = by_digest.get(art.digest)
     _check_identity(art, existing, rows)
@@ -380,18 +382,16 @@ def apply_registration(
                     f"{art.label} its own ancestor",
                     path=(art.digest, *_digests_of(session, path)),
                 )
-    if new_links:
-        session.connection().execute(
-            _INSERT_EDGES,
-            [
-                {
-                    "child_id": child_id,
-                    "parent_id": by_digest[link.digest].id,
-                    "relation": link.relation.value,
-                    "attestation_id": attestation.id,
-                }
-                for link in new_links
-            ],
+    for link in new_links:
+        sql(
+            session,
+            _INSERT_EDGE,
+            {
+                "c": child_id,
+                "p": by_digest[link.digest].id,
+                "r": link.relation.value,
+                "a": attestation.id,
+            },
         )
     return registration_outcome(
         child_id, reg, new_links, by_digest, attestation, created=existing is None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -25,7 +25,7 @@ from lineage import dsse
 from lineage.errors import UnverifiedSignatureError
 
 from ..auth import Caller, Role
-from ..db import begin_write
+from ..db import begin_write, fetch
 from ..errors import ConflictError, NotFoundError, PermissionDeniedError, RegistryError
 from ..models import Principal, SigningKey, utcnow
 from ..principals.service import get_principal
@@ -222,9 +222,7 @@ class CallerVerifier(dsse.Verifier):
 # Every submission asks for the caller's keys: the query is built once, and a stored key's
 # parsed form is kept (parsing is pure; whether the key is active is read every time).
 _KEYS = SigningKey.__table__  # type: ignore[attr-defined]
-_CALLER_KEYS = select(_KEYS.c.keyid, _KEYS.c.public_key, _KEYS.c.revoked_at).where(
-    _KEYS.c.principal_id == bindparam("principal_id")
-)
+_CALLER_KEYS = "SELECT keyid, public_key, revoked_at IS NULL FROM keys WHERE principal_id = :pid"
 _public_key = functools.lru_cache(maxsize=4096)(dsse.load_public_key)
 
 
@@ -237,8 +235,8 @@ def verifier_for(
     `signature_keyids` are the keyids the envelope's signatures name: hints, looked up only to
     explain a refusal.
     """
-    rows = session.connection().execute(_CALLER_KEYS, {"principal_id": caller.id}).all()
-    active = {k.keyid: _public_key(k.public_key) for k in rows if k.revoked_at is None}
+    rows = fetch(session, _CALLER_KEYS, {"pid": caller.id})
+    active = {keyid: _public_key(public) for keyid, public, active in rows if active}
     named = sorted({k for k in signature_keyids if k} - set(active))
     known: dict[str, tuple[int, bool]] = {}
     if named:

@@ -29,7 +29,6 @@ envelopes (`derived_tables`).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -49,6 +48,7 @@ from sqlmodel import Session
 
 from lineage.types import ArtifactKind, Relation
 
+from ..db import driver_connection, fetch, loads, sql
 from ..models import Artifact, DataSource, LineageEdge, WeightsAncestor
 
 _A = Artifact.__table__  # type: ignore[attr-defined]
@@ -156,90 +156,6 @@ _NEW_MODEL_MANY = (
     "INSERT INTO weights_ancestors (model_id, ancestor_id) SELECT DISTINCT :m, ancestor_id "
     "FROM weights_ancestors WHERE model_id IN_INTS(:ps) UNION SELECT :m, :m"
 )
-_NAMED = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
-
-
-def sql(session: Session, text_: str, params: dict[str, Any]) -> None:
-    """Run a fixed write on the session's transaction through the driver's cursor (as `fetch`,
-    which it is, without rows)."""
-    fetch(session, text_, params)
-
-
-_IN_LIST = re.compile(r"IN_(INTS|STRS)\(:([a-z_][a-z0-9_]*)\)")
-_INT_LISTS: dict[str, frozenset[str]] = {}
-
-
-def int_array(values: Iterable[int]) -> str:
-    """PostgreSQL's text form of an integer array (`{1,2,3}`), to bind as one string and cast:
-    a thousandth of the cost of binding the list."""
-    return "{" + ",".join(str(int(v)) for v in values) + "}"
-
-
-_PG_ARRAY = {"INTS": "BIGINT", "STRS": "TEXT"}
-_READY: dict[tuple[str, bool], str] = {}
-
-
-def _ready(text_: str, pg: bool) -> str:
-    out = _READY.get((text_, pg))
-    if out is None:
-        if pg:
-            out = _IN_LIST.sub(lambda m: f"= ANY(CAST(:{m[2]} AS {_PG_ARRAY[m[1]]}[]))", text_)
-            out = _NAMED.sub(r"%(\1)s", out)
-        else:
-            out = _IN_LIST.sub(r"IN (SELECT value FROM json_each(:\2))", text_)
-        _READY[(text_, pg)] = out
-    return out
-
-
-def fetch(session: Session, text_: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """Rows of a fixed read on the session's transaction, through the driver's cursor.
-
-    The read paths (the fine-tune check, the risk query) run a handful of indexed lookups each,
-    and SQLAlchemy's per-statement work (building, cache keys, result metadata) costs more than
-    the lookups themselves; this skips all of it. `:name` parameters (rewritten to
-    `%(name)s` for psycopg);
-    `IN_INTS(:ids)` and `IN_STRS(:names)` take a list as one parameter (`json_each` on SQLite,
-    `= ANY(array)` on PostgreSQL), so the text, and the driver's prepared statement, stay fixed
-    however many values there are. JSON columns come back as text on SQLite (`loads`).
-    """
-    driver, pg = _driver(session)
-    if pg:  # int lists as one array literal: psycopg dumps a list element by element
-        ints = _INT_LISTS.get(text_)
-        if ints is None:
-            ints = _INT_LISTS[text_] = frozenset(
-                m[2] for m in _IN_LIST.finditer(text_) if m[1] == "INTS"
-            )
-        params = {k: int_array(v) if k in ints else v for k, v in params.items()}
-    else:
-        params = {k: json.dumps(v) if isinstance(v, list) else v for k, v in params.items()}
-    cur = driver.cursor()
-    try:
-        cur.execute(_ready(text_, pg), params)
-        return cur.fetchall() if cur.description is not None else []
-    finally:
-        cur.close()
-
-
-def _driver(session: Session) -> tuple[Any, bool]:
-    """The driver connection of the session's transaction (begun if need be, pending ORM
-    writes flushed first, as `session.execute` would) and whether it is PostgreSQL's."""
-    if session.autoflush:
-        session.flush()
-    tx = session.get_transaction()
-    held = session.info.get(_DRIVER)
-    if tx is None or held is None or held[0] is not tx:
-        conn = session.connection()  # joins (or begins) the session's transaction
-        held = (session.get_transaction(), conn.connection.driver_connection, conn.dialect.name)
-        session.info[_DRIVER] = held  # a transaction keeps its connection until it ends
-    return held[1], held[2] == "postgresql"
-
-
-_DRIVER = "studbook_driver_connection"
-
-
-def loads(value: Any) -> Any:
-    """A JSON column's value as read by `fetch`: text on SQLite, decoded on PostgreSQL."""
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def _index_new_dataset(
@@ -269,7 +185,7 @@ def _index_new_dataset(
         for p, r in links
     )
     mine = _sources(dataset, parents, rows)
-    driver, pg = _driver(session)
+    driver, pg = driver_connection(session)
     cur = driver.cursor()
     try:
         cur.executemany(

@@ -44,7 +44,7 @@ from lineage.statements import VerifiedStatement
 from lineage.types import ArtifactKind, Edge, Relation
 
 from ..artifacts.service import ArtifactKey, resolve
-from ..db import holds_write_lock
+from ..db import fetch, holds_write_lock, loads
 from ..errors import BadRequestError, NotFoundError, UnprocessableError
 from ..models import (
     Artifact,
@@ -175,7 +175,7 @@ def _any_statement(session: Session) -> bool:
     tx = session.get_transaction()
     if known is not None and known is tx:
         return False
-    found = bool(derived.fetch(session, "SELECT EXISTS (SELECT 1 FROM risk_statements)", {})[0][0])
+    found = bool(fetch(session, "SELECT EXISTS (SELECT 1 FROM risk_statements)", {})[0][0])
     if found:
         session.info[_ANY_STATEMENT] = True
     elif holds_write_lock(session):
@@ -274,7 +274,7 @@ def _in_force(
     last_clear: dict[tuple[int, str], int] = {}
     last_flag: dict[tuple[int, str], int] = {}
     wanted = sorted({int(i) for i in ids})
-    for a, t, st, seq in derived.fetch(session, _IN_FORCE, {"ids": wanted}) if wanted else ():
+    for a, t, st, seq in fetch(session, _IN_FORCE, {"ids": wanted}) if wanted else ():
         seen.add((a, t))
         held = last_clear if st == "clearance" else last_flag
         held[(a, t)] = max(held.get((a, t), -1), seq)
@@ -297,7 +297,7 @@ def _digests(session: Session, ids: Iterable[int]) -> dict[int, str]:
     wanted = sorted({int(i) for i in ids})
     if not wanted:
         return {}
-    return dict(derived.fetch(session, _DIGESTS, {"ids": wanted}))  # type: ignore[arg-type]
+    return dict(fetch(session, _DIGESTS, {"ids": wanted}))  # type: ignore[arg-type]
 
 
 _DIGESTS = "SELECT id, digest FROM artifacts WHERE id IN_INTS(:ids)"
@@ -359,7 +359,7 @@ def _derive_marks(session: Session, region: set[int]) -> dict[tuple[int, str], d
         held = routes.get((m, g))
         if held is None or (dist, digest[d]) < (held[0], digest[held[1]]):
             routes[(m, g)] = (dist, d, path)
-    routes = {k: (dist, d, derived.loads(path)) for k, (dist, d, path) in routes.items()}
+    routes = {k: (dist, d, loads(path)) for k, (dist, d, path) in routes.items()}
     path_ids = {int(p) for _, _, path in routes.values() for p, _ in path}
     digest.update(_digests(session, path_ids - digest.keys()))
     anc = derived.ancestor_sets(session, {x for pair in routes for x in pair})
@@ -455,7 +455,7 @@ def _store(
     # kept or deleted, and only a mark the change also derives needs its values compared.
     have: dict[tuple[int, str], tuple[Any, ...]] = {}
     if region:
-        for m, t, *held in derived.fetch(session, _HELD_MARKS, {"ids": sorted(region)}):
+        for m, t, *held in fetch(session, _HELD_MARKS, {"ids": sorted(region)}):
             have[(m, t)] = tuple(held)
     gone = [{"m": m, "t": t} for m, t in have if (m, t) not in wanted]
     new: list[dict[str, Any]] = []
@@ -465,7 +465,7 @@ def _store(
         if held is None:
             new.append({"model_id": m, "trait": t, "created_at": now, **values})
         elif any(
-            _same(derived.loads(h) if k in _JSON_COLUMNS else h) != _same(values[k])
+            _same(loads(h) if k in _JSON_COLUMNS else h) != _same(values[k])
             for k, h in zip(_MARK_COLUMNS, held, strict=True)
         ):
             changed.append({"m": m, "t": t, **{f"v_{k}": v for k, v in values.items()}})
@@ -587,7 +587,7 @@ def _refs(session: Session, digests: Iterable[str]) -> dict[str, str]:
     items = sorted(set(digests))
     if not items:
         return {}
-    return {d: f"{n}@{v}" for d, n, v in derived.fetch(session, _REFS, {"ds": items})}
+    return {d: f"{n}@{v}" for d, n, v in fetch(session, _REFS, {"ds": items})}
 
 
 _REFS = "SELECT digest, name, version FROM artifacts WHERE digest IN_STRS(:ds)"
@@ -611,7 +611,7 @@ def _marks_public(session: Session, rows: Sequence[Any]) -> list[MarkPublic]:
     id_digest: dict[int, str] = {}
     refs: dict[str, str] = {}
     if rows:  # the marks' own ids and the digests their paths name, in one indexed read
-        for i, d, n, v in derived.fetch(
+        for i, d, n, v in fetch(
             session, _IDS_OR_DIGESTS, {"ids": sorted(ids), "ds": sorted(digests)}
         ):
             id_digest[i] = d
@@ -650,9 +650,9 @@ def _flag_evidence(
         return {}
     sources = sorted({a for a, _ in pairs})
     out: dict[tuple[int, str], tuple[str, ...]] = {}
-    for artifact_id, trait, evidence in derived.fetch(session, _FLAG_EVIDENCE, {"ids": sources}):
+    for artifact_id, trait, evidence in fetch(session, _FLAG_EVIDENCE, {"ids": sources}):
         if (artifact_id, trait) in pairs:
-            out[(artifact_id, trait)] = tuple(derived.loads(evidence) or ())
+            out[(artifact_id, trait)] = tuple(loads(evidence) or ())
     return out
 
 
@@ -717,12 +717,12 @@ def _statements_in_force(
     session: Session, where: str, params: dict[str, Any]
 ) -> tuple[list[FlagPublic], list[ClearancePublic]]:
     """Flags and clearances in force among the statements matching `where` (SQL on `s`, the
-    statements, for `derived.fetch`), by the reference rule (the later statement on an
+    statements, for `registry.db.fetch`), by the reference rule (the later statement on an
     (artifact, trait) wins)."""
     when = _datetime(session)
     rows = [
-        _StatementRow(a, st, t, sev, rsn, derived.loads(ev), seq, when(at), *rest)
-        for a, st, t, sev, rsn, ev, seq, at, *rest in derived.fetch(
+        _StatementRow(a, st, t, sev, rsn, loads(ev), seq, when(at), *rest)
+        for a, st, t, sev, rsn, ev, seq, at, *rest in fetch(
             session, _STATEMENTS.format(where=where), params
         )
     ]
@@ -787,8 +787,8 @@ def risk_of(session: Session, artifact: Artifact | ArtifactKey) -> RiskPublic:
     flags, clears = _statements_in_force(session, "s.artifact_id = :a", {"a": artifact.id})
     when = _datetime(session)
     rows = [
-        _FullMarkRow(m, t, k, s, v, derived.loads(p), derived.loads(sb), when(at))
-        for m, t, k, s, v, p, sb, at in derived.fetch(session, _MARKS_FULL, {"m": artifact.id})
+        _FullMarkRow(m, t, k, s, v, loads(p), loads(sb), when(at))
+        for m, t, k, s, v, p, sb, at in fetch(session, _MARKS_FULL, {"m": artifact.id})
     ]
     marks = _marks_public(session, rows)
     status = "flagged" if flags else "at_risk" if marks else "cleared" if clears else "no_risk"
@@ -939,7 +939,7 @@ def _resolve_refs(session: Session, refs: Sequence[tuple[str, str]]) -> list[Any
     index: dict[tuple[str, Any], Any] = {}
     if conds:
         sql = "SELECT id, digest, kind, name, version FROM artifacts WHERE " + " OR ".join(conds)
-        for row in derived.fetch(session, sql, params):
+        for row in fetch(session, sql, params):
             r = _ArtifactRow(*row)
             index[("id", r.id)] = index[("digest", r.digest)] = r
             index[("ref", (r.name, r.version))] = r
@@ -1005,7 +1005,7 @@ def _flags_and_marks(
     last_clear: dict[tuple[int, str], int] = {}
     last_flag: dict[tuple[int, str], int] = {}
     marks: dict[int, dict[str, _MarkRow]] = {}
-    for which, a, t, st, seq, source, path in derived.fetch(
+    for which, a, t, st, seq, source, path in fetch(
         session, _STATEMENTS_AND_MARKS, {"ids": sorted({int(i) for i in ids})}
     ):
         if which == 0:
@@ -1033,10 +1033,8 @@ def _check(
     assert base.id is not None
     ds_ids = sorted({d.id for d in datasets if d.id is not None})
     rows = [
-        _SourceRow(d, s, k, derived.loads(p))
-        for d, s, k, p in (
-            derived.fetch(session, _CARRYING_SOURCES, {"ids": ds_ids}) if ds_ids else ()
-        )
+        _SourceRow(d, s, k, loads(p))
+        for d, s, k, p in (fetch(session, _CARRYING_SOURCES, {"ids": ds_ids}) if ds_ids else ())
     ]
     ids = {base.id} | {r.source_id for r in rows}
     flagged, marks = _flags_and_marks(session, ids)
