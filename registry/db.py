@@ -184,14 +184,32 @@ def upgrade(url: str, revision: str = "head", attributes: dict[str, Any] | None 
 _NAMED = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 
 
-def sql(session: Session, text_: str, params: dict[str, Any]) -> None:
-    """Run a fixed write on the session's transaction through the driver's cursor (as `fetch`,
-    which it is, without rows)."""
-    fetch(session, text_, params)
+def sql(session: Session, text_: str, params: dict[str, Any]) -> int:
+    """Run a fixed write on the session's transaction through the driver's cursor (as `fetch`);
+    returns the number of rows it changed."""
+    driver, pg = driver_connection(session)
+    cur = driver.cursor()
+    try:
+        cur.execute(_ready(text_, pg), _bind(text_, params, pg))
+        return int(cur.rowcount)
+    finally:
+        cur.close()
+
+
+def sql_many(session: Session, text_: str, rows: list[dict[str, Any]]) -> None:
+    """Run a fixed write once per parameter set (the driver's executemany), as `sql`."""
+    if not rows:
+        return
+    driver, pg = driver_connection(session)
+    cur = driver.cursor()
+    try:
+        cur.executemany(_ready(text_, pg), [_bind(text_, r, pg) for r in rows])
+    finally:
+        cur.close()
 
 
 _IN_LIST = re.compile(r"IN_(INTS|STRS)\(:([a-z_][a-z0-9_]*)\)")
-_INT_LISTS: dict[str, frozenset[str]] = {}
+_LISTS: dict[str, dict[str, str]] = {}  # text -> its list parameters and their kinds
 
 
 def int_array(values: Iterable[int]) -> str:
@@ -228,21 +246,26 @@ def fetch(session: Session, text_: str, params: dict[str, Any]) -> list[tuple[An
     however many values there are. JSON columns come back as text on SQLite (`loads`).
     """
     driver, pg = driver_connection(session)
-    if pg:  # int lists as one array literal: psycopg dumps a list element by element
-        ints = _INT_LISTS.get(text_)
-        if ints is None:
-            ints = _INT_LISTS[text_] = frozenset(
-                m[2] for m in _IN_LIST.finditer(text_) if m[1] == "INTS"
-            )
-        params = {k: int_array(v) if k in ints else v for k, v in params.items()}
-    else:
-        params = {k: json.dumps(v) if isinstance(v, list) else v for k, v in params.items()}
     cur = driver.cursor()
     try:
-        cur.execute(_ready(text_, pg), params)
+        cur.execute(_ready(text_, pg), _bind(text_, params, pg))
         return cur.fetchall() if cur.description is not None else []
     finally:
         cur.close()
+
+
+def _bind(text_: str, params: dict[str, Any], pg: bool) -> dict[str, Any]:
+    """The parameters as the driver takes them: the lists of `IN_INTS`/`IN_STRS` as one JSON
+    text on SQLite; on PostgreSQL an `IN_INTS` list as one array literal (psycopg dumps a list
+    element by element) and any other list as an array."""
+    lists = _LISTS.get(text_)
+    if lists is None:
+        lists = _LISTS[text_] = {m[2]: m[1] for m in _IN_LIST.finditer(text_)}
+    if not lists:
+        return params
+    if pg:
+        return {k: int_array(v) if lists.get(k) == "INTS" else v for k, v in params.items()}
+    return {k: json.dumps(v) if k in lists else v for k, v in params.items()}
 
 
 def driver_connection(session: Session) -> tuple[Any, bool]:

@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from lineage.merkle import NodeId, inclusion_proof_plan, leaf_hash, new_nodes_for_append, root_plan
 
+from ..db import sql, sql_many
 from ..models import utcnow
 from . import service
 from .leaf import b64, envelope_digest
@@ -70,23 +71,21 @@ def append_many(
     frontier = b"".join(service._need(known, *n) for n in service._frontier_nodes(size))
     # Driver-level executemany: the rows are plain ints and bytes, and SQLAlchemy's per-row
     # parameter processing cost more than the inserts.
-    conn = session.connection()
-    mark = "%s" if conn.dialect.name == "postgresql" else "?"
-    conn.exec_driver_sql(
+    sql_many(
+        session,
         "INSERT INTO log_entries (idx, attestation_id, envelope_digest, entry) "
-        f"VALUES ({mark}, {mark}, {mark}, {mark})",
-        [(e["idx"], e["attestation_id"], e["envelope_digest"], e["entry"]) for e in entries],
+        "VALUES (:idx, :attestation_id, :envelope_digest, :entry)",
+        entries,
     )
-    conn.exec_driver_sql(
-        f"INSERT INTO log_nodes (level, idx, hash) VALUES ({mark}, {mark}, {mark})",
-        [(n["level"], n["idx"], n["hash"]) for n in nodes],
+    sql_many(
+        session, "INSERT INTO log_nodes (level, idx, hash) VALUES (:level, :idx, :hash)", nodes
     )
-    done = service._sql(
+    done = sql(
         session,
         "UPDATE log_head SET size = :size, frontier = :frontier, updated_at = :now "
         "WHERE id = 1 AND size = :start",
         {"size": size, "frontier": frontier, "now": utcnow(), "start": start},
-    ).rowcount
+    )
     if done != 1:  # pragma: no cover - the row is locked; guards the scheme itself
         raise RuntimeError("the log head moved while it was locked")
     checkpoint = notary.sign(size, root)

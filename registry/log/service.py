@@ -79,7 +79,7 @@ from lineage.statements import VerifiedStatement
 
 from .. import replay
 from ..attestations import service as attestations
-from ..db import begin_write
+from ..db import begin_write, fetch, sql, sql_many
 from ..errors import BadRequestError, NotFoundError, RegistryError
 from ..models import Attestation, utcnow
 from ..models.log import LogEntry, LogHead, LogKey, LogNode
@@ -119,7 +119,6 @@ _NODES = LogNode.__table__  # type: ignore[attr-defined]
 _KEYS = LogKey.__table__  # type: ignore[attr-defined]
 _ATTESTATIONS = Attestation.__table__  # type: ignore[attr-defined]
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_NAMED_PARAM = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 
 
 class LogNotInstalledError(RegistryError):
@@ -416,17 +415,17 @@ def _lock_head(session: Session) -> _Head:
     """Lock the head row (creating it in an empty database) and read it."""
     pg = session.get_bind().dialect.name == "postgresql"
     sql = "SELECT size, frontier FROM log_head WHERE id = 1" + (" FOR UPDATE" if pg else "")
-    row = _sql(session, sql, {}).first()
+    row = next(iter(fetch(session, sql, {})), None)
     if row is None:
         session.execute(
             _insert_ignore(session, _HEAD).values(id=1, size=0, frontier=b"", updated_at=utcnow())
         )
-        row = _sql(session, sql, {}).one()
+        row = fetch(session, sql, {})[0]
     return _head(int(row[0]), row[1])
 
 
 def _read_head(session: Session) -> _Head:
-    row = _sql(session, "SELECT size, frontier FROM log_head WHERE id = 1", {}).first()
+    row = next(iter(fetch(session, "SELECT size, frontier FROM log_head WHERE id = 1", {})), None)
     return _head(0, b"") if row is None else _head(int(row[0]), row[1])
 
 
@@ -436,19 +435,6 @@ def _insert_ignore(session: Session, table: Any) -> Any:
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     return dialect_insert(table).on_conflict_do_nothing()
-
-
-def _sql(session: Session, sql: str, params: Mapping[str, Any]) -> Any:
-    """Run fixed SQL on the session's connection, skipping SQLAlchemy's statement building.
-
-    Proof reads and appends are the log's hot paths, and building and caching an expression of a
-    few dozen terms costs more than the query itself. `:name` parameters are rewritten to the
-    driver's style (sqlite3 reads `:name` itself; psycopg wants `%(name)s`).
-    """
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        sql = _NAMED_PARAM.sub(r"%(\1)s", sql)
-    return conn.exec_driver_sql(sql, dict(params))
 
 
 def tree_size(session: Session) -> int:
@@ -481,7 +467,7 @@ def _fetch(session: Session, nodes: Iterable[NodeId]) -> dict[NodeId, bytes]:
         params = {}
         for n, (level, idx) in enumerate(wanted):
             params[f"l{n}"], params[f"i{n}"] = level, idx
-    rows = _sql(session, sql, params)
+    rows = fetch(session, sql, params)
     return {(int(level), int(idx)): bytes(h) for level, idx, h in rows}
 
 
@@ -569,7 +555,7 @@ def append(
     digest = envelope_digest(entry)
     row = {"idx": index, "attestation_id": attestation_id, "envelope_digest": digest}
     if session.get_bind().dialect.name == "postgresql":
-        done = _sql(
+        done = sql(
             session,
             _APPEND_PG,
             {
@@ -582,22 +568,25 @@ def append(
                 "frontier": frontier,
                 "now": utcnow(),
             },
-        ).rowcount
+        )
     else:
-        _sql(
+        sql(
             session,
             "INSERT INTO log_entries (idx, attestation_id, envelope_digest, entry) "
             "VALUES (:idx, :attestation_id, :envelope_digest, :entry)",
             {**row, "entry": entry},
         )
-        conn = session.connection()
-        conn.exec_driver_sql("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", new)
-        done = _sql(
+        sql_many(
+            session,
+            "INSERT INTO log_nodes (level, idx, hash) VALUES (:l, :i, :h)",
+            [{"l": lv, "i": ix, "h": h} for lv, ix, h in new],
+        )
+        done = sql(
             session,
             "UPDATE log_head SET size = :size, frontier = :frontier, updated_at = :now "
             "WHERE id = 1 AND size = :idx",
             {"size": size, "frontier": frontier, "now": utcnow(), "idx": index},
-        ).rowcount
+        )
     if done != 1:  # pragma: no cover - the row is locked; guards the scheme itself
         raise RuntimeError("the log head moved while it was locked")
     return _inclusion_answer(notary, index, size, leaf, proof, _root(root), digest)
@@ -732,12 +721,17 @@ def _head_and_entry(
     name, key = given[0]
     if name != "index":
         key = _hex_digest(str(key), name)
-    row = _sql(
-        session,
-        "SELECT h.size, h.frontier, x.idx, x.envelope_digest FROM log_head h "
-        f"LEFT JOIN ({_LOOKUPS[name]}) x ON 1 = 1 WHERE h.id = 1",
-        {"key": key},
-    ).first()
+    row = next(
+        iter(
+            fetch(
+                session,
+                "SELECT h.size, h.frontier, x.idx, x.envelope_digest FROM log_head h "
+                f"LEFT JOIN ({_LOOKUPS[name]}) x ON 1 = 1 WHERE h.id = 1",
+                {"key": key},
+            )
+        ),
+        None,
+    )
     if row is None:
         return _head(0, b""), name, None
     found = None if row[2] is None else (int(row[2]), str(row[3]))
