@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Text, bindparam, cast, delete, exists, func, insert, select, text, update
+from sqlalchemy import bindparam, delete, exists, func, insert, select, text, update
 from sqlmodel import Session
 
 from lineage.graph import LineageGraph, Node
@@ -288,6 +288,15 @@ def _in_force(
     return flagged, cleared
 
 
+_UP_EDGES = (
+    "SELECT child_id, parent_id, relation FROM edges WHERE child_id IN_INTS(:ids) AND relation IN ("
+    + ", ".join(f"'{r}'" for r in (*derived.WEIGHTS, Relation.TRAINED_ON.value))
+    + ")"
+)
+_MODEL_SOURCES = (
+    "SELECT dataset_id, source_id, distance, CAST(path AS TEXT) FROM data_sources "
+    "WHERE dataset_id IN_INTS(:ids) AND kind = 'model'"
+)
 _IN_FORCE = (
     "SELECT artifact_id, trait, statement, seq FROM risk_statements WHERE artifact_id IN_INTS(:ids)"
 )
@@ -327,32 +336,21 @@ def _derive_marks(session: Session, region: set[int]) -> dict[tuple[int, str], d
         return {}
     weights: list[tuple[int, int, str]] = []
     routes: dict[tuple[int, int], tuple[int, int, list[Any]]] = {}  # (m, G) -> (dist, D, path)
-    route_cands: list[tuple[int, int, int, int, list[Any]]] = []
-    for part in derived.whole(sorted(models)):
-        weights.extend(
-            session.execute(
-                select(_E.c.child_id, _E.c.parent_id, _E.c.relation).where(
-                    derived.among(session, _E.c.child_id, part), _E.c.relation.in_(derived.WEIGHTS)
-                )
-            ).all()
-        )
-        route_cands.extend(
-            session.execute(
-                select(
-                    _E.c.child_id,
-                    _DS.c.source_id,
-                    _DS.c.distance,
-                    _E.c.parent_id,
-                    cast(_DS.c.path, Text),  # decoded only for the routes chosen
-                )
-                .join(_DS, _DS.c.dataset_id == _E.c.parent_id)
-                .where(
-                    derived.among(session, _E.c.child_id, part),
-                    _E.c.relation == Relation.TRAINED_ON.value,
-                    _DS.c.kind == "model",
-                )
-            ).all()
-        )
+    # Two index lookups per model, not a join: planned as a join, the databases hash whole
+    # tables once the region is a few thousand models.
+    trained: list[tuple[int, int]] = []
+    for c, p, r in fetch(session, _UP_EDGES, {"ids": sorted(models)}):
+        if r == Relation.TRAINED_ON.value:
+            trained.append((c, p))
+        else:
+            weights.append((c, p, r))
+    sources: dict[int, list[tuple[int, int, str]]] = {}
+    datasets = sorted({d for _, d in trained})
+    for d, g, dist, path in fetch(session, _MODEL_SOURCES, {"ids": datasets}) if datasets else ():
+        sources.setdefault(d, []).append((g, dist, path))  # path decoded only if chosen
+    route_cands = [
+        (m, g, dist, d, path) for m, d in trained for g, dist, path in sources.get(d, ())
+    ]
     path_ids = {d for _, _, _, d, _ in route_cands} | {p for _, p, _ in weights}
     digest.update(_digests(session, path_ids - digest.keys()))
     for m, g, dist, d, path in route_cands:
