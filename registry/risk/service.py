@@ -288,6 +288,7 @@ def _in_force(
     return flagged, cleared
 
 
+_MODEL_DIGESTS = "SELECT id, digest FROM artifacts WHERE id IN_INTS(:ids) AND kind = 'model'"
 _UP_EDGES = (
     "SELECT child_id, parent_id, relation FROM edges WHERE child_id IN_INTS(:ids) AND relation IN ("
     + ", ".join(f"'{r}'" for r in (*derived.WEIGHTS, Relation.TRAINED_ON.value))
@@ -323,14 +324,8 @@ def _derive_marks(session: Session, region: set[int]) -> dict[tuple[int, str], d
     walks the whole graph.
     """
     digest: dict[int, str] = {}
-    for part in derived.whole(sorted(region)):
-        digest.update(
-            session.execute(
-                select(_A.c.id, _A.c.digest).where(
-                    derived.among(session, _A.c.id, part), _A.c.kind == "model"
-                )
-            ).all()
-        )
+    if region:
+        digest.update(fetch(session, _MODEL_DIGESTS, {"ids": sorted(region)}))  # type: ignore[arg-type]
     models = set(digest)
     if not models:
         return {}
