@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, insert, or_, select, text
+from sqlalchemy import func, insert, or_, select
 from sqlmodel import Session
 
 from lineage.errors import CycleError
@@ -505,9 +505,9 @@ def _digests_of(session: Session, ids: Sequence[int]) -> list[str]:
 def lineage(session: Session, root: Artifact, direction: Direction, depth: int) -> LineagePublic:
     """Walk edges from `root` breadth-first, one query per level, up to `depth` hops.
 
-    Levels are fetched with batched IN queries rather than one recursive CTE: on a DAG a CTE
-    revisits a node once per path, while this visits each node once, and it stops cleanly at
-    `MAX_NODES` with `truncated` set.
+    Levels are fetched with one fixed driver-level query each (the frontier as one list
+    parameter) rather than one recursive CTE: on a DAG a CTE revisits a node once per path,
+    while this visits each node once, and it stops cleanly at `MAX_NODES` with `truncated` set.
     """
     if not 1 <= depth <= MAX_DEPTH:
         raise BadRequestError(f"depth must be between 1 and {MAX_DEPTH}", field="depth")
@@ -516,37 +516,24 @@ def lineage(session: Session, root: Artifact, direction: Direction, depth: int) 
     edges: list[tuple[int, int, str, int]] = []
     frontier = [root.id]
     truncated = False
-    here, there = (
-        (LineageEdge.child_id, LineageEdge.parent_id)
-        if direction is Direction.UP
-        else (LineageEdge.parent_id, LineageEdge.child_id)
-    )
+    up = direction is Direction.UP
     for level in range(1, depth + 1):
         if not frontier:
             break
         nxt: list[int] = []
-        for i in range(0, len(frontier), _CHUNK):
-            part = frontier[i : i + _CHUNK]
-            rows = session.execute(
-                select(
-                    LineageEdge.child_id,
-                    LineageEdge.parent_id,
-                    LineageEdge.relation,
-                    LineageEdge.attestation_id,
-                    there,
-                ).where(here.in_(part))  # type: ignore[attr-defined]
-            )
-            for child, parent, relation, att, other in rows:
-                if other not in seen:
-                    if len(seen) >= MAX_NODES:
-                        truncated = True
-                        continue
-                    seen[other] = level
-                    nxt.append(other)
-                edges.append((child, parent, relation, att))
+        for child, parent, relation, att in fetch(session, _WALK[up], {"ids": frontier}):
+            other = parent if up else child
+            if other not in seen:
+                if len(seen) >= MAX_NODES:
+                    truncated = True
+                    continue
+                seen[other] = level
+                nxt.append(other)
+            edges.append((child, parent, relation, att))
         frontier = nxt
     else:
-        truncated = truncated or (bool(frontier) and _has_more(session, frontier, here))
+        more = bool(frontier) and bool(fetch(session, _MORE[up], {"ids": frontier}))
+        truncated = truncated or more
     arts: dict[int, Artifact] = {}
     ids = list(seen)
     for i in range(0, len(ids), _CHUNK):
@@ -580,11 +567,13 @@ def lineage(session: Session, root: Artifact, direction: Direction, depth: int) 
     )
 
 
-def _has_more(session: Session, frontier: list[int], column: Any) -> bool:
-    part = frontier[:_CHUNK]
-    return (
-        session.execute(
-            select(text("1")).select_from(LineageEdge).where(column.in_(part)).limit(1)
-        ).first()
-        is not None
-    )
+# One level of a walk: the edges out of the frontier, up (to parents) or down (to children).
+_WALK = {
+    up: "SELECT child_id, parent_id, relation, attestation_id FROM edges "
+    f"WHERE {'child_id' if up else 'parent_id'} IN_INTS(:ids)"
+    for up in (True, False)
+}
+_MORE = {
+    up: f"SELECT 1 FROM edges WHERE {'child_id' if up else 'parent_id'} IN_INTS(:ids) LIMIT 1"
+    for up in (True, False)
+}
