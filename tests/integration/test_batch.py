@@ -217,9 +217,8 @@ def test_the_bulk_path_answers_and_stores_as_one_by_one(
     assert _stored_marks(engine) == single_marks
 
 
-def test_only_batches_of_new_registrations_take_the_bulk_path(
-    client: Client, engine: Engine, registrar: Actor, monkeypatch: Any
-) -> None:
+def _sequential_batches(monkeypatch: Any) -> list[int]:
+    """The sizes of the batches decided envelope by envelope (`_apply_all`), as they come."""
     from registry.attestations import batch as batch_module
 
     sequential: list[int] = []
@@ -230,6 +229,13 @@ def test_only_batches_of_new_registrations_take_the_bulk_path(
         return original(*args)
 
     monkeypatch.setattr(batch_module, "_apply_all", counted)
+    return sequential
+
+
+def test_only_batches_of_new_registrations_take_the_bulk_path(
+    client: Client, engine: Engine, registrar: Actor, monkeypatch: Any
+) -> None:
+    sequential = _sequential_batches(monkeypatch)
     envs = envelopes(registrar)
     batch(client, registrar, envs[:3])
     assert sequential == []  # new registrations: the bulk path
@@ -252,14 +258,7 @@ def test_a_large_batch_is_verified_in_parallel_and_refused_whole(
     from registry.attestations import batch as batch_module
 
     monkeypatch.setattr(batch_module, "VERIFY_THREADS", 3)
-    sequential: list[int] = []
-    original = batch_module._apply_all
-
-    def counted(*args: Any) -> Any:
-        sequential.append(len(args[2]))
-        return original(*args)
-
-    monkeypatch.setattr(batch_module, "_apply_all", counted)
+    sequential = _sequential_batches(monkeypatch)
     n = 3 * batch_module._MIN_PARALLEL + 5
     envs = [registration_envelope(registrar.signer, "model", "p/m0@1")] + [
         registration_envelope(
