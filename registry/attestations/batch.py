@@ -251,7 +251,7 @@ def _verify_many(work: list[tuple[Envelope, Any]]) -> list[VerifiedStatement] | 
     def run(part: list[tuple[Envelope, Any]]) -> list[VerifiedStatement] | None:
         try:
             return [verify_envelope(envelope, verifier) for envelope, verifier in part]
-        except LineageError:
+        except (LineageError, RegistryError):  # a bad signature; a key not the caller's
             return None  # the sequential path names the envelope and its error
 
     if VERIFY_THREADS == 1 or len(work) < _MIN_PARALLEL:

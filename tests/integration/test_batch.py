@@ -15,6 +15,7 @@ from litestar.testing import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from lineage import dsse
 from lineage.merkle import verify_inclusion
 from tests.integration.test_risk import _stored_marks
 from tests.integration.test_risk_derived import stored_sources, stored_weights
@@ -283,7 +284,17 @@ def test_a_large_batch_is_verified_in_parallel_and_refused_whole(
     assert r.status_code == 400 and r.json()["index"] == 150, r.text
     assert row_counts(engine) == before
     assert sequential == [n]  # the refusal came from the sequential path, which names it
+    stranger = dsse.Signer(dsse.generate_private_key())  # a key the caller does not hold
+    foreign = registration_envelope(stranger, "model", "p/foreign@1")
+    r = client.post(
+        "/v1/attestations/batch",
+        json={"envelopes": [*envs[:150], foreign, *envs[151:]]},
+        headers=registrar.headers,
+    )
+    assert r.status_code == 403 and r.json()["index"] == 150, r.text
+    assert row_counts(engine) == before
+    sequential.clear()
     answer = batch(client, registrar, envs)
-    assert sequential == [n]  # all verified: the bulk path
+    assert sequential == []  # all verified: the bulk path
     assert [a["artifact"]["ref"] for a in answer["data"]] == [f"p/m{i}@1" for i in range(n)]
     assert [a["log_index"] for a in answer["data"]] == list(range(n))
