@@ -275,24 +275,18 @@ def test_a_large_batch_is_verified_in_parallel_and_refused_whole(
     bad["signatures"] = [
         {**bad["signatures"][0], "sig": base64.b64encode(bytes([sig[0] ^ 1]) + sig[1:]).decode()}
     ]
-    before = row_counts(engine)
-    r = client.post(
-        "/v1/attestations/batch",
-        json={"envelopes": [*envs[:150], bad, *envs[151:]]},
-        headers=registrar.headers,
-    )
-    assert r.status_code == 400 and r.json()["index"] == 150, r.text
-    assert row_counts(engine) == before
-    assert sequential == [n]  # the refusal came from the sequential path, which names it
     stranger = dsse.Signer(dsse.generate_private_key())  # a key the caller does not hold
     foreign = registration_envelope(stranger, "model", "p/foreign@1")
-    r = client.post(
-        "/v1/attestations/batch",
-        json={"envelopes": [*envs[:150], foreign, *envs[151:]]},
-        headers=registrar.headers,
-    )
-    assert r.status_code == 403 and r.json()["index"] == 150, r.text
-    assert row_counts(engine) == before
+    before = row_counts(engine)
+    for odd, status in ((bad, 400), (foreign, 403)):
+        r = client.post(
+            "/v1/attestations/batch",
+            json={"envelopes": [*envs[:150], odd, *envs[151:]]},
+            headers=registrar.headers,
+        )
+        assert r.status_code == status and r.json()["index"] == 150, r.text
+        assert row_counts(engine) == before
+    assert sequential == [n, n]  # refused by the sequential path, which names the envelope
     sequential.clear()
     answer = batch(client, registrar, envs)
     assert sequential == []  # all verified: the bulk path
