@@ -24,6 +24,7 @@ still happens is answered as the same 409 as the sequential path (`registry/erro
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -182,56 +183,8 @@ def upgrade(url: str, revision: str = "head", attributes: dict[str, Any] | None 
 # run fixed SQL text on the session's own transaction through the driver's cursor.
 
 _NAMED = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
-
-
-def sql(session: Session, text_: str, params: dict[str, Any]) -> int:
-    """Run a fixed write on the session's transaction through the driver's cursor (as `fetch`);
-    returns the number of rows it changed."""
-    driver, pg = driver_connection(session)
-    cur = driver.cursor()
-    try:
-        cur.execute(_ready(text_, pg), _bind(text_, params, pg))
-        return int(cur.rowcount)
-    finally:
-        cur.close()
-
-
-def sql_many(session: Session, text_: str, rows: list[dict[str, Any]]) -> None:
-    """Run a fixed write once per parameter set (the driver's executemany), as `sql`."""
-    if not rows:
-        return
-    driver, pg = driver_connection(session)
-    cur = driver.cursor()
-    try:
-        cur.executemany(_ready(text_, pg), [_bind(text_, r, pg) for r in rows])
-    finally:
-        cur.close()
-
-
 _IN_LIST = re.compile(r"IN_(INTS|STRS)\(:([a-z_][a-z0-9_]*)\)")
-_LISTS: dict[str, dict[str, str]] = {}  # text -> its list parameters and their kinds
-
-
-def int_array(values: Iterable[int]) -> str:
-    """PostgreSQL's text form of an integer array (`{1,2,3}`), to bind as one string and cast:
-    a thousandth of the cost of binding the list."""
-    return "{" + ",".join(str(int(v)) for v in values) + "}"
-
-
 _PG_ARRAY = {"INTS": "BIGINT", "STRS": "TEXT"}
-_READY: dict[tuple[str, bool], str] = {}
-
-
-def _ready(text_: str, pg: bool) -> str:
-    out = _READY.get((text_, pg))
-    if out is None:
-        if pg:
-            out = _IN_LIST.sub(lambda m: f"= ANY(CAST(:{m[2]} AS {_PG_ARRAY[m[1]]}[]))", text_)
-            out = _NAMED.sub(r"%(\1)s", out)
-        else:
-            out = _IN_LIST.sub(r"IN (SELECT value FROM json_each(:\2))", text_)
-        _READY[(text_, pg)] = out
-    return out
 
 
 def fetch(session: Session, text_: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -245,27 +198,75 @@ def fetch(session: Session, text_: str, params: dict[str, Any]) -> list[tuple[An
     `= ANY(array)` on PostgreSQL), so the text, and the driver's prepared statement, stay fixed
     however many values there are. JSON columns come back as text on SQLite (`loads`).
     """
-    driver, pg = driver_connection(session)
-    cur = driver.cursor()
-    try:
+    with _cursor(session) as (cur, pg):
         cur.execute(_ready(text_, pg), _bind(text_, params, pg))
         return cur.fetchall() if cur.description is not None else []
-    finally:
-        cur.close()
+
+
+def fetch_first(session: Session, text_: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The first row of `fetch`, or None when there is none."""
+    rows = fetch(session, text_, params)
+    return rows[0] if rows else None
+
+
+def sql(session: Session, text_: str, params: dict[str, Any]) -> int:
+    """Run a fixed write on the session's transaction through the driver's cursor (as `fetch`);
+    returns the number of rows it changed."""
+    with _cursor(session) as (cur, pg):
+        cur.execute(_ready(text_, pg), _bind(text_, params, pg))
+        return int(cur.rowcount)
+
+
+def sql_many(session: Session, text_: str, rows: list[dict[str, Any]]) -> None:
+    """Run a fixed write once per parameter set (the driver's executemany), as `sql`."""
+    if rows:
+        with _cursor(session) as (cur, pg):
+            cur.executemany(_ready(text_, pg), [_bind(text_, r, pg) for r in rows])
+
+
+def int_array(values: Iterable[int]) -> str:
+    """PostgreSQL's text form of an integer array (`{1,2,3}`), to bind as one string and cast:
+    a thousandth of the cost of binding the list."""
+    return "{" + ",".join(str(int(v)) for v in values) + "}"
+
+
+# Both caches are bounded: a few texts are built from a request's shape (one OR term per
+# reference asked for), and a client must not be able to grow them without end.
+@functools.lru_cache(maxsize=1024)
+def _ready(text_: str, pg: bool) -> str:
+    """`text_` in the driver's parameter style, its list parameters expanded."""
+    if pg:
+        out = _IN_LIST.sub(lambda m: f"= ANY(CAST(:{m[2]} AS {_PG_ARRAY[m[1]]}[]))", text_)
+        return _NAMED.sub(r"%(\1)s", out)
+    return _IN_LIST.sub(r"IN (SELECT value FROM json_each(:\2))", text_)
+
+
+@functools.lru_cache(maxsize=1024)
+def _lists(text_: str) -> dict[str, str]:
+    """The list parameters of `text_` and their kinds (`INTS`, `STRS`)."""
+    return {m[2]: m[1] for m in _IN_LIST.finditer(text_)}
 
 
 def _bind(text_: str, params: dict[str, Any], pg: bool) -> dict[str, Any]:
     """The parameters as the driver takes them: the lists of `IN_INTS`/`IN_STRS` as one JSON
     text on SQLite; on PostgreSQL an `IN_INTS` list as one array literal (psycopg dumps a list
     element by element) and any other list as an array."""
-    lists = _LISTS.get(text_)
-    if lists is None:
-        lists = _LISTS[text_] = {m[2]: m[1] for m in _IN_LIST.finditer(text_)}
+    lists = _lists(text_)
     if not lists:
         return params
     if pg:
         return {k: int_array(v) if lists.get(k) == "INTS" else v for k, v in params.items()}
     return {k: json.dumps(v) if k in lists else v for k, v in params.items()}
+
+
+@contextmanager
+def _cursor(session: Session) -> Iterator[tuple[Any, bool]]:
+    driver, pg = driver_connection(session)
+    cur = driver.cursor()
+    try:
+        yield cur, pg
+    finally:
+        cur.close()
 
 
 def driver_connection(session: Session) -> tuple[Any, bool]:

@@ -37,7 +37,7 @@ from lineage.types import (
 )
 
 from ..auth import Role
-from ..db import fetch, sql
+from ..db import fetch, sql_many
 from ..errors import (
     BadRequestError,
     ConflictError,
@@ -292,7 +292,9 @@ _LOOKUP = (
     "WHERE digest IN_STRS(:wanted) OR (name = :name AND version = :version)"
 )
 _INSERT_ARTIFACT = insert(_ARTIFACTS).returning(_ARTIFACTS.c.id)
-_INSERT_EDGE = (
+# Edges are ints and a relation name: no SQLAlchemy processing needed (the batch path uses
+# it too).
+INSERT_EDGE = (
     "INSERT INTO edges (child_id, parent_id, relation, attestation_id) VALUES (:c, :p, :r, :a)"
 )
 
@@ -306,7 +308,7 @@ def apply_registration(
     under the write lock. This is the ingest hot path, so it runs fixed SQL: one driver-level
     query (`registry.db.fetch`) finds the artifact itself, any artifact holding its name@version,
     and all declared parents; then the artifact's insert (SQL Core, for its JSON and timestamp
-    columns) and one driver-level insert per edge.
+    columns) and one driver-level executemany of its edges.
 
     Returns:
         What was done: `artifact_id`, `created`, `amended` (an existing artifact got new edges),
@@ -382,17 +384,15 @@ def apply_registration(
                     f"{art.label} its own ancestor",
                     path=(art.digest, *_digests_of(session, path)),
                 )
-    for link in new_links:
-        sql(
-            session,
-            _INSERT_EDGE,
-            {
-                "c": child_id,
-                "p": by_digest[link.digest].id,
-                "r": link.relation.value,
-                "a": attestation.id,
-            },
-        )
+    att = attestation.id
+    sql_many(
+        session,
+        INSERT_EDGE,
+        [
+            {"c": child_id, "p": by_digest[link.digest].id, "r": link.relation.value, "a": att}
+            for link in new_links
+        ],
+    )
     return registration_outcome(
         child_id, reg, new_links, by_digest, attestation, created=existing is None
     )

@@ -63,7 +63,7 @@ from lineage.types import ArtifactKind, Registration
 
 from ..artifacts import service as artifacts
 from ..auth import Caller
-from ..db import begin_write
+from ..db import begin_write, sql_many
 from ..errors import RegistryError, _status_for_lineage
 from ..keys.service import verifier_for
 from ..models import Artifact, Attestation, SigningKey
@@ -356,21 +356,16 @@ def _apply_bulk(session: Session, caller: Caller, prepared: _Prepared) -> BatchA
     for n, art_id in zip(items, art_ids, strict=True):
         n.row.id = art_id
     hooks = [h for h in service.AFTER_ACCEPT if h is not log._after_accept]
-    mark = "%s" if conn.dialect.name == "postgresql" else "?"
-    insert_edges = (
-        "INSERT INTO edges (child_id, parent_id, relation, attestation_id) "
-        f"VALUES ({mark}, {mark}, {mark}, {mark})"
-    )
     done: list[_Accepted] = []
     for n, att in zip(items, attestations, strict=True):
-        if n.reg.parents:  # ints and a relation name: no SQLAlchemy processing needed
-            conn.exec_driver_sql(
-                insert_edges,
-                [
-                    (n.row.id, known[link.digest].id, link.relation.value, att.id)
-                    for link in n.reg.parents
-                ],
-            )
+        sql_many(
+            session,
+            artifacts.INSERT_EDGE,
+            [
+                {"c": n.row.id, "p": known[link.digest].id, "r": link.relation.value, "a": att.id}
+                for link in n.reg.parents
+            ],
+        )
         outcome = artifacts.registration_outcome(
             n.row.id, n.reg, n.reg.parents, known, att, created=True
         )

@@ -219,7 +219,7 @@ class CallerVerifier(dsse.Verifier):
         return None
 
 
-# Every submission asks for the caller's keys: the query is built once, and a stored key's
+# Every submission asks for the caller's keys: one fixed driver-level query, and a stored key's
 # parsed form is kept (parsing is pure; whether the key is active is read every time).
 _KEYS = SigningKey.__table__  # type: ignore[attr-defined]
 _CALLER_KEYS = "SELECT keyid, public_key, revoked_at IS NULL FROM keys WHERE principal_id = :pid"

@@ -79,7 +79,7 @@ from lineage.statements import VerifiedStatement
 
 from .. import replay
 from ..attestations import service as attestations
-from ..db import begin_write, fetch, sql, sql_many
+from ..db import begin_write, fetch, fetch_first, sql, sql_many
 from ..errors import BadRequestError, NotFoundError, RegistryError
 from ..models import Attestation, utcnow
 from ..models.log import LogEntry, LogHead, LogKey, LogNode
@@ -414,18 +414,18 @@ def _head(size: int, packed: bytes | None) -> _Head:
 def _lock_head(session: Session) -> _Head:
     """Lock the head row (creating it in an empty database) and read it."""
     pg = session.get_bind().dialect.name == "postgresql"
-    sql = "SELECT size, frontier FROM log_head WHERE id = 1" + (" FOR UPDATE" if pg else "")
-    row = next(iter(fetch(session, sql, {})), None)
+    query = "SELECT size, frontier FROM log_head WHERE id = 1" + (" FOR UPDATE" if pg else "")
+    row = fetch_first(session, query, {})
     if row is None:
         session.execute(
             _insert_ignore(session, _HEAD).values(id=1, size=0, frontier=b"", updated_at=utcnow())
         )
-        row = fetch(session, sql, {})[0]
+        row = fetch(session, query, {})[0]
     return _head(int(row[0]), row[1])
 
 
 def _read_head(session: Session) -> _Head:
-    row = next(iter(fetch(session, "SELECT size, frontier FROM log_head WHERE id = 1", {})), None)
+    row = fetch_first(session, "SELECT size, frontier FROM log_head WHERE id = 1", {})
     return _head(0, b"") if row is None else _head(int(row[0]), row[1])
 
 
@@ -450,7 +450,7 @@ def _fetch(session: Session, nodes: Iterable[NodeId]) -> dict[NodeId, bytes]:
     if session.get_bind().dialect.name == "postgresql":
         # One text for every request, so psycopg prepares it once per connection; the join
         # is a primary-key lookup per wanted node.
-        sql = (
+        query = (
             "SELECT n.level, n.idx, n.hash FROM unnest(:levels ::smallint[], :idxs ::bigint[]) "
             "AS w(level, idx) JOIN log_nodes n ON n.level = w.level AND n.idx = w.idx"
         )
@@ -461,13 +461,13 @@ def _fetch(session: Session, nodes: Iterable[NodeId]) -> dict[NodeId, bytes]:
     else:
         # An OR of key equalities, not a row-value IN: SQLite plans `(level, idx) IN (VALUES
         # ...)` as a full scan, and the OR as one primary-key search per node.
-        sql = "SELECT level, idx, hash FROM log_nodes WHERE " + " OR ".join(
+        query = "SELECT level, idx, hash FROM log_nodes WHERE " + " OR ".join(
             f"(level = :l{n} AND idx = :i{n})" for n in range(len(wanted))
         )
         params = {}
         for n, (level, idx) in enumerate(wanted):
             params[f"l{n}"], params[f"i{n}"] = level, idx
-    rows = fetch(session, sql, params)
+    rows = fetch(session, query, params)
     return {(int(level), int(idx)): bytes(h) for level, idx, h in rows}
 
 
@@ -721,16 +721,11 @@ def _head_and_entry(
     name, key = given[0]
     if name != "index":
         key = _hex_digest(str(key), name)
-    row = next(
-        iter(
-            fetch(
-                session,
-                "SELECT h.size, h.frontier, x.idx, x.envelope_digest FROM log_head h "
-                f"LEFT JOIN ({_LOOKUPS[name]}) x ON 1 = 1 WHERE h.id = 1",
-                {"key": key},
-            )
-        ),
-        None,
+    row = fetch_first(
+        session,
+        "SELECT h.size, h.frontier, x.idx, x.envelope_digest FROM log_head h "
+        f"LEFT JOIN ({_LOOKUPS[name]}) x ON 1 = 1 WHERE h.id = 1",
+        {"key": key},
     )
     if row is None:
         return _head(0, b""), name, None
