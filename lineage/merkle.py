@@ -54,6 +54,7 @@ __all__ = [
     "root_from_leaves",
     "root_plan",
     "subtree_nodes",
+    "suffix_inclusion_proofs",
     "verify_consistency",
     "verify_inclusion",
 ]
@@ -264,6 +265,42 @@ def inclusion_proof(index: int, size: int, get_node: GetNode) -> list[bytes]:
         TreeRangeError: `index` is not in [0, size).
     """
     return resolve_plan(inclusion_proof_plan(index, size), get_node)
+
+
+def suffix_inclusion_proofs(
+    first: int, size: int, get_node: GetNode
+) -> tuple[bytes, list[list[bytes]]]:
+    """MTH(D[size]) and PATH(i, D[size]) for every leaf i in [first, size), in one pass.
+
+    A batch of appends answers every new leaf with its proof in the tree the batch ends. Proving
+    each leaf on its own walks the tree from the root once per leaf; this walks it once for the
+    whole suffix, computing each node's hash once and handing it to every leaf of the batch on
+    the other side of the split. Ranges wholly before `first` are complete subtrees (the left
+    child of a node that holds a leaf of the suffix) and are read with `get_node`; the rest is
+    hashed from the suffix's leaves, which `get_node` reads at level 0. The result equals
+    `inclusion_proof(i, size, get_node)` for each i and `root_at(size, get_node)`.
+
+    Raises:
+        TreeRangeError: not 0 <= first < size.
+    """
+    _check_index(first, size)
+    paths: list[list[bytes]] = [[] for _ in range(size - first)]
+
+    def mth(start: int, end: int) -> bytes:
+        if end <= first:  # a left child wholly before the suffix: one complete subtree
+            return get_node((end - start).bit_length() - 1, start // (end - start))
+        if end - start == 1:
+            return get_node(0, start)
+        mid = start + _split(end - start)
+        left, right = mth(start, mid), mth(mid, end)
+        # The recursion has appended the deeper levels already: each path runs leaf side first.
+        for i in range(max(start, first) - first, mid - first):
+            paths[i].append(right)
+        for i in range(max(mid, first) - first, end - first):
+            paths[i].append(left)
+        return node_hash(left, right)
+
+    return mth(0, size), paths
 
 
 def consistency_proof_plan(old_size: int, new_size: int) -> Plan:

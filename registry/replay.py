@@ -35,7 +35,7 @@ import json
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ from .db import begin_write, make_engine, upgrade
 from .errors import RegistryError
 from .models import Artifact, Attestation, LineageEdge, Principal, SigningKey
 from .models.log import LogEntry, LogNode
+from .schema_types import utc
 
 __all__ = [
     "DERIVED",
@@ -188,11 +189,6 @@ class _Key:
     revoked_at: datetime | None
 
 
-def _utc(value: datetime) -> datetime:
-    # SQLite returns timestamps without an offset; every timestamp Studbook writes is UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def _logged_attestations(source: Session) -> Iterator[tuple[int, Any, bytes]]:
     """Every logged attestation in log order, with the bytes its leaf commits to."""
     att, log = _ATTESTATIONS, LogEntry.__table__  # type: ignore[attr-defined]
@@ -251,10 +247,10 @@ def _verify(
             f"key {row.signer_keyid} belongs to principal {key.principal_id}, but the "
             f"attestation was submitted by principal {row.principal_id}"
         )
-    received = _utc(row.received_at)
-    if key.revoked_at is not None and _utc(key.revoked_at) <= received:
+    received = utc(row.received_at)
+    if key.revoked_at is not None and utc(key.revoked_at) <= received:
         return bad(
-            f"key {row.signer_keyid} was revoked at {_utc(key.revoked_at).isoformat()}, before "
+            f"key {row.signer_keyid} was revoked at {utc(key.revoked_at).isoformat()}, before "
             f"the attestation was received at {received.isoformat()}"
         )
     try:
@@ -266,7 +262,7 @@ def _verify(
                 kid: k.public_key
                 for kid, k in keys.items()
                 if k.principal_id == row.principal_id
-                and (k.revoked_at is None or _utc(k.revoked_at) > received)
+                and (k.revoked_at is None or utc(k.revoked_at) > received)
             }
         verified = verify_envelope(envelope, dsse.Verifier(trusted))
     except LineageError as exc:

@@ -8,9 +8,10 @@ from typing import Annotated
 from pydantic import AfterValidator
 
 
-def _utc(value: datetime) -> datetime:
-    # SQLite stores timestamps without an offset; every timestamp Studbook writes is UTC.
+def utc(value: datetime) -> datetime:
+    """`value` with its UTC offset: SQLite stores timestamps without one, and every timestamp
+    Studbook writes is UTC."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
+UtcDateTime = Annotated[datetime, AfterValidator(utc)]

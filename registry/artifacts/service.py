@@ -46,6 +46,7 @@ from ..errors import (
     UnprocessableError,
 )
 from ..models import Artifact, Attestation, LineageEdge, Principal
+from ..schema_types import utc
 from .schemas import (
     AddedEdge,
     ArtifactPublic,
@@ -65,20 +66,25 @@ MAX_NODES = 10_000
 
 
 def to_public(a: Artifact, owner: str) -> ArtifactPublic:
-    """API view of an artifact row; `owner` is its owner's name (see `owners`)."""
+    """API view of an artifact row; `owner` is its owner's name (see `owners`).
+
+    The row's columns are already typed by the database layer (or were just checked by ingest),
+    so the view is built without validating them again: listings and lineage walks build
+    thousands of these.
+    """
     assert a.id is not None
-    return ArtifactPublic(
-        id=a.id,
+    return ArtifactPublic.model_construct(
+        id=int(a.id),
         digest=a.digest,
         kind=ArtifactKind(a.kind),
         name=a.name,
         version=a.version,
         ref=f"{a.name}@{a.version}",
-        opaque=a.opaque,
+        opaque=bool(a.opaque),
         metadata=a.metadata_,
         owner=owner,
-        attestation_id=a.attestation_id,
-        created_at=a.created_at,
+        attestation_id=int(a.attestation_id),
+        created_at=utc(a.created_at),
     )
 
 

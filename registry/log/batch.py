@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from lineage.merkle import NodeId, inclusion_proof_plan, leaf_hash, new_nodes_for_append, root_plan
+from lineage.merkle import NodeId, leaf_hash, new_nodes_for_append, suffix_inclusion_proofs
 
 from ..db import sql, sql_many
 from ..models import utcnow
@@ -64,10 +64,15 @@ def append_many(
             }
         )
     size = start + len(items)
-    plans = [inclusion_proof_plan(start + k, size) for k in range(len(items))]
-    plans.append(root_plan(size))
-    resolved = service._resolve(session, plans, known)
-    root = service._root(resolved[-1])
+
+    def get(level: int, idx: int) -> bytes:
+        node = known.get((level, idx))
+        if node is None:  # not expected: the old frontier and the batch's nodes are in hand
+            known.update(service._fetch(session, [(level, idx)]))
+            node = service._need(known, level, idx)
+        return node
+
+    root, paths = suffix_inclusion_proofs(start, size, get)
     frontier = b"".join(service._need(known, *n) for n in service._frontier_nodes(size))
     # Driver-level executemany: the rows are plain ints and bytes, and SQLAlchemy's per-row
     # parameter processing cost more than the inserts.
@@ -90,14 +95,16 @@ def append_many(
         raise RuntimeError("the log head moved while it was locked")
     checkpoint = notary.sign(size, root)
     root_b64 = b64(root)
+    # A node's hash is in the path of every leaf on the other side of its split: encode it once.
+    text: dict[bytes, str] = {}
     return [
-        InclusionProofPublic(
+        InclusionProofPublic.model_construct(
             log_index=start + k,
             tree_size=size,
             envelope_digest=entries[k]["envelope_digest"],
             leaf_hash=b64(leaves[k]),
             root_hash=root_b64,
-            hashes=[b64(h) for h in resolved[k]],
+            hashes=[text.get(h) or text.setdefault(h, b64(h)) for h in paths[k]],
             checkpoint=checkpoint,
         )
         for k in range(len(items))

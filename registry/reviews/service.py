@@ -8,7 +8,7 @@ decisions others made since.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import func, insert, or_, select, update
 from sqlmodel import Session
@@ -26,6 +26,7 @@ from ..models import (
     utcnow,
 )
 from ..risk import service as risk
+from ..schema_types import utc
 from .schemas import (
     BrowseItem,
     BrowsePublic,
@@ -49,10 +50,6 @@ QUEUE_SCAN = 5000  # marks read per queue answer; beyond it the answer says `tru
 _SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
 
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def accepted_in_force(session: Session, now: datetime) -> dict[tuple[int, str], datetime]:
     """(artifact id, trait) -> latest expiry, for acceptances that have not expired."""
     out: dict[tuple[int, str], datetime] = {}
@@ -60,7 +57,7 @@ def accepted_in_force(session: Session, now: datetime) -> dict[tuple[int, str], 
         select(_ACC.c.artifact_id, _ACC.c.trait, _ACC.c.expires_at).where(_ACC.c.expires_at > now)
     ):
         key = (a, t)
-        out[key] = max(out.get(key, _utc(e)), _utc(e))
+        out[key] = max(out.get(key, utc(e)), utc(e))
     return out
 
 
@@ -80,7 +77,7 @@ def owners(session: Session, ids: list[int]) -> dict[int, str]:
 
 def _last_seen(session: Session, principal_id: int) -> datetime | None:
     seen = session.scalar(select(_SEEN.c.seen_at).where(_SEEN.c.principal_id == principal_id))
-    return _utc(seen) if seen is not None else None
+    return utc(seen) if seen is not None else None
 
 
 def queue(
@@ -111,7 +108,7 @@ def queue(
             n_accepted += 1
             continue
         counts[m.trait] = counts.get(m.trait, 0) + 1
-        since = _utc(m.since)
+        since = utc(m.since)
         line = m.model_ref + "".join(f" —{e.relation.value}→ {e.parent_ref}" for e in m.path)
         items.append(
             QueueItem(
@@ -184,7 +181,7 @@ def _changes(session: Session, since: datetime) -> list[Change]:
                     at=r.received_at,
                 )
             )
-    out.sort(key=lambda c: _utc(c.at), reverse=True)
+    out.sort(key=lambda c: utc(c.at), reverse=True)
     return out[:100]
 
 

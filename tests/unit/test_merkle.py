@@ -36,6 +36,7 @@ from lineage.merkle import (
     root_from_leaves,
     root_plan,
     subtree_nodes,
+    suffix_inclusion_proofs,
     verify_consistency,
     verify_inclusion,
 )
@@ -387,6 +388,28 @@ def test_every_proof_up_to_128_leaves(big_tree: tuple[MemoryTree, _Reference, li
             proof = tree.consistency_proof(m, n)
             assert proof == ref.consistency(m, n)
             verify_consistency(m, n, roots[m], roots[n], proof)
+
+
+def test_suffix_proofs_equal_one_proof_per_leaf(
+    big_tree: tuple[MemoryTree, _Reference, list[bytes]],
+) -> None:
+    """A batch's proofs in one pass: every suffix of every tree up to 128 leaves (and a few
+    larger), the same paths and root as leaf by leaf, reading only the suffix's leaves and the
+    complete subtrees of the tree before it (what a batch append has in hand)."""
+    tree, ref, roots = big_tree
+    sizes = [*range(1, EXHAUSTIVE + 1), 200, 255, 256, 257, 300]
+    for n in sizes:
+        for first in range(n) if n <= EXHAUSTIVE else (0, 1, n // 3, n - 100, n - 1):
+            get, reads = _counting(tree)
+            root, paths = suffix_inclusion_proofs(first, n, get)
+            assert root == roots[n]
+            assert paths == [ref.path(i, 0, n) for i in range(first, n)]
+            before = set(subtree_nodes(0, first)) if first else set()
+            assert {r for r in reads if not (r[0] == 0 and r[1] >= first)} <= before
+    with pytest.raises(TreeRangeError):
+        suffix_inclusion_proofs(5, 5, tree.get_node)
+    with pytest.raises(TreeRangeError):
+        suffix_inclusion_proofs(-1, 5, tree.get_node)
 
 
 @settings(max_examples=40, deadline=None)
