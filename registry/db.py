@@ -224,6 +224,71 @@ def sql_many(session: Session, text_: str, rows: list[dict[str, Any]]) -> None:
             cur.executemany(_ready(text_, pg), [_bind(text_, r, pg) for r in rows])
 
 
+def next_ids(session: Session, table: str, n: int) -> list[int]:
+    """`n` ids for new rows of `table` (an integer `id` key), for a writer holding the write lock
+    (`begin_write`) that inserts them itself with `insert_rows`.
+
+    PostgreSQL draws them from the column's sequence; SQLite would give a new row the largest
+    id plus one (the tables have no AUTOINCREMENT), and under the lock no one else inserts.
+    """
+    if n <= 0:
+        return []
+    if driver_connection(session)[1]:
+        rows = fetch(
+            session,
+            "SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)",
+            {"t": table, "n": n},
+        )
+        return [int(r[0]) for r in rows]
+    top = fetch(session, f"SELECT COALESCE(MAX(id), 0) FROM {_name(table)}", {})[0][0]
+    return list(range(int(top) + 1, int(top) + n + 1))
+
+
+def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """INSERT `rows` (each with the same columns) into `table` through the driver's executemany,
+    each value converted as SQLAlchemy converts it for its column's type (JSON, timestamps,
+    booleans) but without its per-row statement work."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    text_, convert = _insert_plan(table, columns, session.get_bind().dialect)
+    with _cursor(session) as (cur, _):
+        cur.executemany(
+            text_,
+            [
+                {c: (f(r[c]) if f is not None and r[c] is not None else r[c]) for c, f in convert}
+                for r in rows
+            ],
+        )
+
+
+_PLANS: dict[tuple[str, tuple[str, ...], str], tuple[str, list[tuple[str, Any]]]] = {}
+
+
+def _insert_plan(
+    table: Any, columns: tuple[str, ...], dialect: Any
+) -> tuple[str, list[tuple[str, Any]]]:
+    key = (table.name, columns, dialect.name)
+    plan = _PLANS.get(key)
+    if plan is None:
+        pg = dialect.name == "postgresql"
+        text_ = (
+            f"INSERT INTO {_name(table.name)} ({', '.join(columns)}) "
+            f"VALUES ({', '.join(':' + c for c in columns)})"
+        )
+        convert = [
+            (c, table.c[c].type.dialect_impl(dialect).bind_processor(dialect)) for c in columns
+        ]
+        plan = _PLANS[key] = (_ready(text_, pg), convert)
+    return plan
+
+
+def _name(table: str) -> str:
+    if not table.isidentifier():
+        raise ValueError(f"not a table name: {table!r}")
+    return table
+
+
 def int_array(values: Iterable[int]) -> str:
     """PostgreSQL's text form of an integer array (`{1,2,3}`), to bind as one string and cast:
     a thousandth of the cost of binding the list."""

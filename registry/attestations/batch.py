@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -63,7 +63,7 @@ from lineage.types import ArtifactKind, Registration
 
 from ..artifacts import service as artifacts
 from ..auth import Caller
-from ..db import begin_write, sql_many
+from ..db import begin_write, insert_rows, next_ids, sql_many
 from ..errors import RegistryError, _status_for_lineage
 from ..keys.service import verifier_for
 from ..models import Artifact, Attestation, SigningKey
@@ -293,8 +293,15 @@ def _apply_bulk(session: Session, caller: Caller, prepared: _Prepared) -> BatchA
     path checks everything first and only then writes. Anything else (keys that changed since
     `_prepare` verified the signatures, a re-submission, an amendment, another predicate type,
     an envelope that is refused) returns None before any write, and `_apply_all` decides the
-    batch envelope by envelope, so answers and refusals are exactly the sequential ones. The
-    hooks run per envelope, in order, after that envelope's edges are written, as they do there.
+    batch envelope by envelope, so answers and refusals are exactly the sequential ones.
+
+    The hooks run per envelope, in order, once the whole batch's rows and edges are written. A
+    hook of envelope i may so see the edges of later envelopes j > i, whose own hooks have not
+    run yet; the one hook that reads edges, the risk refresh, then derives marks for j from
+    lineage indexes j does not have yet, and j's own refresh, which runs after them and after
+    every envelope upstream of j (parents come first), writes j's marks again. The stored marks
+    after the batch are those of the sequential path (`test_a_batch_equals_one_by_one`, with a
+    flag upstream).
     """
     from ..log import service as log
     from ..log.batch import append_many
@@ -323,50 +330,55 @@ def _apply_bulk(session: Session, caller: Caller, prepared: _Prepared) -> BatchA
             except LineageError:
                 return None
         known[n.row.digest] = n.row
-    # Everything passed: write. Ids come back in the order the rows were given.
+    # Everything passed: write, with ids drawn under the lock, through the driver.
+    now = service.utcnow()
     att_rows = [
         {
+            "id": att_id,
             "payload_digest": n.verified.payload_digest,
             "predicate_type": n.verified.predicate_type,
             "envelope": n.stored,
             "signer_keyid": n.verified.keyid,
             "principal_id": caller.id,
-            "received_at": service.utcnow(),
+            "received_at": now,
         }
-        for n in items
+        for n, att_id in zip(items, next_ids(session, "attestations", len(items)), strict=True)
     ]
-    att_ids = conn.execute(_INSERT_ATTESTATIONS, att_rows).scalars().all()
-    attestations = [
-        Attestation.model_construct(id=i, **values)
-        for i, values in zip(att_ids, att_rows, strict=True)
-    ]
-    art_rows = [
-        {
-            "digest": n.row.digest,
-            "kind": n.row.kind,
-            "name": n.row.name,
-            "version": n.row.version,
-            "opaque": n.reg.artifact.opaque,
-            "metadata": dict(n.reg.metadata),
-            "attestation_id": att.id,
-            "created_at": att.received_at,
-        }
-        for n, att in zip(items, attestations, strict=True)
-    ]
-    art_ids = conn.execute(_INSERT_ARTIFACTS, art_rows).scalars().all()
+    insert_rows(session, _ATT, att_rows)
+    attestations = [Attestation.model_construct(**values) for values in att_rows]
+    art_ids = next_ids(session, "artifacts", len(items))
+    insert_rows(
+        session,
+        _ART,
+        [
+            {
+                "id": art_id,
+                "digest": n.row.digest,
+                "kind": n.row.kind,
+                "name": n.row.name,
+                "version": n.row.version,
+                "opaque": n.reg.artifact.opaque,
+                "metadata": dict(n.reg.metadata),
+                "attestation_id": att.id,
+                "created_at": att.received_at,
+            }
+            for n, att, art_id in zip(items, attestations, art_ids, strict=True)
+        ],
+    )
     for n, art_id in zip(items, art_ids, strict=True):
         n.row.id = art_id
     hooks = [h for h in service.AFTER_ACCEPT if h is not log._after_accept]
     done: list[_Accepted] = []
+    sql_many(
+        session,
+        artifacts.INSERT_EDGE,
+        [
+            {"c": n.row.id, "p": known[link.digest].id, "r": link.relation.value, "a": att.id}
+            for n, att in zip(items, attestations, strict=True)
+            for link in n.reg.parents
+        ],
+    )
     for n, att in zip(items, attestations, strict=True):
-        sql_many(
-            session,
-            artifacts.INSERT_EDGE,
-            [
-                {"c": n.row.id, "p": known[link.digest].id, "r": link.relation.value, "a": att.id}
-                for link in n.reg.parents
-            ],
-        )
         outcome = artifacts.registration_outcome(
             n.row.id, n.reg, n.reg.parents, known, att, created=True
         )
@@ -379,8 +391,6 @@ def _apply_bulk(session: Session, caller: Caller, prepared: _Prepared) -> BatchA
 
 _ATT = Attestation.__table__  # type: ignore[attr-defined]
 _ART = Artifact.__table__  # type: ignore[attr-defined]
-_INSERT_ATTESTATIONS = insert(_ATT).returning(_ATT.c.id, sort_by_parameter_order=True)
-_INSERT_ARTIFACTS = insert(_ART).returning(_ART.c.id, sort_by_parameter_order=True)
 _STORED_ATTESTATIONS = select(_ATT.c.payload_digest).where(
     _ATT.c.payload_digest.in_(bindparam("wanted", expanding=True))
 )
