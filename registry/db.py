@@ -29,12 +29,15 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
+
+from .schema_types import utc
 
 WRITE_OPTION = "studbook_write"
 # The advisory lock every PostgreSQL writer takes first: "STUDBOOK" in ASCII, a signed bigint.
@@ -349,6 +352,12 @@ def driver_connection(session: Session) -> tuple[Any, bool]:
 
 
 _DRIVER = "studbook_driver_connection"
+
+
+def timestamp(value: Any) -> datetime:
+    """A timestamp column's value as read by `fetch`, with its UTC offset: text without an offset
+    on SQLite (every timestamp Studbook writes is UTC), a datetime on PostgreSQL."""
+    return utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
 def loads(value: Any) -> Any:

@@ -37,7 +37,7 @@ from lineage.types import (
 )
 
 from ..auth import Role
-from ..db import fetch, sql_many
+from ..db import fetch, loads, sql_many, timestamp
 from ..errors import (
     BadRequestError,
     ConflictError,
@@ -540,37 +540,65 @@ def lineage(session: Session, root: Artifact, direction: Direction, depth: int) 
     else:
         more = bool(frontier) and bool(fetch(session, _MORE[up], {"ids": frontier}))
         truncated = truncated or more
-    arts: dict[int, Artifact] = {}
-    ids = list(seen)
-    for i in range(0, len(ids), _CHUNK):
-        for a in session.scalars(select(Artifact).where(Artifact.id.in_(ids[i : i + _CHUNK]))):  # type: ignore[union-attr]
-            arts[a.id] = a  # type: ignore[index]
-    edge_set = sorted({e for e in edges if e[0] in arts and e[1] in arts})
-    # One query names every owner and every edge's asserter (edges assert in few statements).
-    who = signers(session, [*(a.attestation_id for a in arts.values()), *(e[3] for e in edge_set)])
-    nodes = [
-        LineageNode(artifact=to_public(arts[i], who[arts[i].attestation_id][0]), depth=d)
-        for i, d in sorted(seen.items(), key=lambda kv: (kv[1], kv[0]))
-    ]
-    edge_rows = [
-        EdgePublic(
-            child=arts[c].digest,
-            parent=arts[p].digest,
-            relation=Relation(r),
-            attestation_id=a,
-            asserted_by=who[a][0],
-            asserted_at=who[a][1],
+    # One read names every node with its owner and its registration's time; edges are mostly
+    # asserted by their child's registration, so their asserters are usually among those.
+    nodes_by_id: dict[int, ArtifactPublic] = {}
+    who: dict[int, tuple[str, Any]] = {}
+    for row in fetch(session, _NODES, {"ids": list(seen)}):
+        art_id, owner, received = int(row[0]), row[9], timestamp(row[10])
+        nodes_by_id[art_id] = ArtifactPublic.model_construct(
+            id=art_id,
+            digest=row[1],
+            kind=ArtifactKind(row[2]),
+            name=row[3],
+            version=row[4],
+            ref=f"{row[3]}@{row[4]}",
+            opaque=bool(row[5]),
+            metadata=loads(row[6]),
+            owner=owner,
+            attestation_id=int(row[7]),
+            created_at=timestamp(row[8]),
         )
-        for c, p, r, a in edge_set
-    ]
-    return LineagePublic(
+        who[int(row[7])] = (owner, received)
+    edge_set = sorted({e for e in edges if e[0] in nodes_by_id and e[1] in nodes_by_id})
+    if missing := sorted({e[3] for e in edge_set} - who.keys()):
+        who.update(
+            (int(i), (name, timestamp(at)))
+            for i, name, at in fetch(session, _SIGNERS, {"ids": missing})
+        )
+    return LineagePublic.model_construct(
         root=root.digest,
         direction=direction,
         depth=depth,
-        nodes=nodes,
-        edges=edge_rows,
+        nodes=[
+            LineageNode.model_construct(artifact=nodes_by_id[i], depth=d, flags=[], at_risk=[])
+            for i, d in sorted(seen.items(), key=lambda kv: (kv[1], kv[0]))
+        ],
+        edges=[
+            EdgePublic.model_construct(
+                child=nodes_by_id[c].digest,
+                parent=nodes_by_id[p].digest,
+                relation=Relation(r),
+                attestation_id=a,
+                asserted_by=who[a][0],
+                asserted_at=who[a][1],
+            )
+            for c, p, r, a in edge_set
+        ],
         truncated=truncated,
     )
+
+
+_NODES = (
+    "SELECT a.id, a.digest, a.kind, a.name, a.version, a.opaque, a.metadata, a.attestation_id, "
+    "a.created_at, p.name, t.received_at FROM artifacts a "
+    "JOIN attestations t ON t.id = a.attestation_id JOIN principals p ON p.id = t.principal_id "
+    "WHERE a.id IN_INTS(:ids)"
+)
+_SIGNERS = (
+    "SELECT t.id, p.name, t.received_at FROM attestations t "
+    "JOIN principals p ON p.id = t.principal_id WHERE t.id IN_INTS(:ids)"
+)
 
 
 # One level of a walk: the edges out of the frontier, up (to parents) or down (to children).
