@@ -101,6 +101,18 @@ def server_rss_mib(pid: int) -> tuple[float, float, float]:
     )
 
 
+def server_timing(header: str) -> dict[str, float]:
+    """Phase name -> milliseconds, from a `Server-Timing` header (`name;dur=12.3, ...`)."""
+    out: dict[str, float] = {}
+    for item in filter(None, (x.strip() for x in header.split(","))):
+        name, _, rest = item.partition(";")
+        for param in rest.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "dur":
+                out[name.strip()] = float(value)
+    return out
+
+
 def envelopes(hub: _hub.Hub, k: int, signer: object) -> list[bytes]:
     """Signed registrations of artifacts 1..k, in creation order."""
     up = parents_upto(hub, k)
@@ -135,6 +147,7 @@ def run(db: str, hub: _hub.Hub, args: argparse.Namespace) -> None:
             flush=True,
         )
         seen_indices: set[int] = set()
+        timing: dict[str, float] = {}
         lock = threading.Lock()
         local = threading.local()
 
@@ -153,7 +166,10 @@ def run(db: str, hub: _hub.Hub, args: argparse.Namespace) -> None:
                 raise RuntimeError("a batch answer does not match what was sent")
             if {a["inclusion_proof"]["checkpoint"] for a in ans["data"]} != {ans["checkpoint"]}:
                 raise RuntimeError("more than one checkpoint in a batch")
+            phases = server_timing(r.headers.get("server-timing", ""))
             with lock:
+                for name, ms in phases.items():
+                    timing[name] = timing.get(name, 0.0) + ms
                 if seen_indices.intersection(indices):
                     raise RuntimeError("two batches were given the same log index")
                 seen_indices.update(indices)
@@ -194,6 +210,18 @@ def run(db: str, hub: _hub.Hub, args: argparse.Namespace) -> None:
                 f"server RSS {total_rss:,.0f} MiB, of which anonymous {anon_rss:,.0f} MiB "
                 f"(largest process {largest_rss:,.0f} MiB)  "
                 f"({loadavg()})",
+                flush=True,
+            )
+            batches = -(-args.import_n // args.batch)
+            prep, wait, held = (timing.get(k, 0.0) / batches for k in ("prepare", "lock", "write"))
+            print(
+                f"{db}: per batch (Server-Timing, mean of {batches:,}): {prep:.0f} ms checking "
+                f"signatures and statements outside the write lock, {wait:.0f} ms waiting for "
+                f"it, {held:.0f} ms holding it (reads, inserts, lineage indexes, log append, "
+                f"commit); one database's ceiling with any number of workers: "
+                f"{args.batch / held * 1000:,.0f}/s"
+                if held
+                else f"{db}: no Server-Timing",
                 flush=True,
             )
             whole = hub.n / rate

@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -290,6 +290,29 @@ def _name(table: str) -> str:
     if not table.isidentifier():
         raise ValueError(f"not a table name: {table!r}")
     return table
+
+
+def write_rows(
+    session: Session, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """INSERT plain rows (integers, text, JSON as text) into `table` on the session's
+    transaction: one COPY on PostgreSQL (an executemany is a round of protocol messages per
+    row), one executemany on SQLite."""
+    if not rows:
+        return
+    names = ", ".join(_name(c) for c in columns)
+    driver, pg = driver_connection(session)
+    cur = driver.cursor()
+    try:
+        if pg:
+            with cur.copy(f"COPY {_name(table)} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" * len(columns))
+            cur.executemany(f"INSERT INTO {_name(table)} ({names}) VALUES ({marks})", rows)
+    finally:
+        cur.close()
 
 
 def int_array(values: Iterable[int]) -> str:

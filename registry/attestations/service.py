@@ -81,6 +81,12 @@ HANDLERS: dict[str, PredicateHandler] = {
     REGISTRATION_PREDICATE: PredicateHandler((Role.REGISTRAR,), artifacts.apply_registration),
 }
 AFTER_ACCEPT: list[AfterAccept] = []
+# Accepted envelopes with their outcomes, in order: what a hook's batch form takes.
+Accepted = list[tuple[Attestation, VerifiedStatement, dict[str, Any]]]
+AFTER_ACCEPT_MANY: dict[AfterAccept, Callable[[Session, Accepted], None]] = {}
+"""The batch forms of `AFTER_ACCEPT` hooks: given the new registrations of a batch at once (in
+order, parents first; all written, edges included), a hook's batch form must leave the database
+as the hook run on each of them in order would. The batch route's bulk path uses it instead."""
 _ATTESTATIONS = Attestation.__table__  # type: ignore[attr-defined]
 # Fills in the answer for an already-accepted statement (its log index, say).
 DESCRIBE_EXISTING: list[Callable[[Session, Attestation, dict[str, Any]], None]] = []

@@ -97,7 +97,8 @@ class Artifact(SQLModel, table=True):
     id: int | None = Field(default=None, sa_type=_ID, primary_key=True)
     digest: str = Field(max_length=64, unique=True)
     kind: str = Field(max_length=10, index=True)
-    name: str = Field(max_length=200, index=True)
+    # Looked up by name through `uq_artifacts_name_version` (revision 0013).
+    name: str = Field(max_length=200)
     version: str = Field(max_length=100)
     opaque: bool = False
     metadata_: dict[str, Any] = Field(

@@ -29,6 +29,7 @@ def install() -> None:
         )
     if service.after_accept not in attestations.AFTER_ACCEPT:
         attestations.AFTER_ACCEPT.append(service.after_accept)
+    attestations.AFTER_ACCEPT_MANY[service.after_accept] = service.after_accept_many
     for table in service.derived_tables():
         replay.register_derived(table)
 

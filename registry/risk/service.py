@@ -245,6 +245,26 @@ def after_accept(
         refresh(session, seeds)
 
 
+def after_accept_many(
+    session: Session, accepted: list[tuple[Attestation, VerifiedStatement, dict[str, Any]]]
+) -> None:
+    """The batch form of `after_accept` (`AFTER_ACCEPT_MANY`): index the batch's new
+    registrations at once (`derived.record_new`), then refresh the marks downstream of all of
+    them in one pass. The marks after it equal those of `after_accept` run envelope by envelope:
+    each is a function of the final lineage and statements, and one region covering every seed,
+    derived once the whole batch is indexed, holds every model those refreshes would touch."""
+    outcomes = [outcome for _, _, outcome in accepted]
+    if not all(o.get("created") and "artifact" in o for o in outcomes):
+        for attestation, verified, outcome in accepted:
+            after_accept(session, attestation, verified, outcome)
+        return
+    derived.record_new(session, outcomes)
+    seeds = [int(o["artifact_id"]) for o in outcomes if o.get("edges_added")]
+    seeds += [int(s) for o in outcomes for s in o.get("risk_seed", ())]
+    if seeds and _any_statement(session):
+        refresh(session, seeds)
+
+
 def refresh(session: Session, seeds: Iterable[int], *, now: datetime | None = None) -> int:
     """Recompute the marks of `seeds` and of everything downstream; returns how many changed.
 

@@ -218,6 +218,58 @@ def test_derived_tables_marks_and_check_equal_the_reference(
     assert (stored_weights(engine), stored_sources(engine)) == before
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(rc=risk_cases(), data=st.data())
+def test_batches_keep_the_derived_tables_equal_the_reference(
+    client: Client,
+    engine: Engine,
+    registrar: Actor,
+    reviewer: Actor,
+    rc: RiskCase,
+    data: st.DataObject,
+) -> None:
+    """The batch route's bulk path indexes a batch at once and refreshes the marks once: the
+    registrations, parents first, cut into batches of drawn sizes, with the flags and
+    clearances sent between batches at drawn moments once their artifact exists."""
+    from tests.integration.conftest import _truncate_data
+
+    _truncate_data(engine)
+    regs = {r.artifact.digest: r for r in rc.lineage.registrations()}
+    order = rc.lineage.graph().topological_order()
+    pending = sorted([*rc.flags, *rc.clearances], key=lambda s: s.seq)
+    known: set[str] = set()
+
+    def send_statements(force: bool) -> None:
+        while pending and pending[0].artifact in known and (force or data.draw(st.booleans())):
+            s = pending.pop(0)
+            severity = s.severity.value if isinstance(s, Flag) else None
+            env = review_envelope(
+                reviewer.signer, s.artifact, s.trait, severity=severity, evidence=s.evidence
+            )
+            submit(client, reviewer, env)
+
+    start = 0
+    while start < len(order):
+        part = order[start : start + data.draw(st.integers(1, len(order) - start))]
+        start += len(part)
+        envs = [
+            sign_statement(registration_statement(regs[d]), registrar.signer).to_json()
+            for d in part
+        ]
+        r = client.post(
+            "/v1/attestations/batch", json={"envelopes": envs}, headers=registrar.headers
+        )
+        assert r.status_code == 201, r.text
+        assert [a["artifact"]["digest"] for a in r.json()["data"]] == list(part)
+        known.update(part)
+        send_statements(force=False)
+    send_statements(force=True)
+    graph = rc.lineage.graph()
+    assert stored_weights(engine) == reference_weights(graph)
+    assert stored_sources(engine) == reference_sources(graph)
+    assert _stored_marks(engine) == _reference_marks(compute_risk(graph, rc.flags, rc.clearances))
+
+
 def test_every_kind_of_artifact_is_indexed(
     client: Client, engine: Engine, registrar: Actor, reviewer: Actor
 ) -> None:
