@@ -248,42 +248,36 @@ def next_ids(session: Session, table: str, n: int) -> list[int]:
 
 
 def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """INSERT `rows` (each with the same columns) into `table` through the driver's executemany,
-    each value converted as SQLAlchemy converts it for its column's type (JSON, timestamps,
-    booleans) but without its per-row statement work."""
+    """INSERT `rows` (each with the same columns) into `table` as `write_rows` does (one COPY on
+    PostgreSQL, one executemany on SQLite), each value converted as SQLAlchemy converts it for
+    its column's type (JSON, timestamps, booleans) but without its per-row statement work."""
     if not rows:
         return
     columns = tuple(rows[0])
-    text_, convert = _insert_plan(table, columns, session.get_bind().dialect)
-    with _cursor(session) as (cur, _):
-        cur.executemany(
-            text_,
-            [
-                {c: (f(r[c]) if f is not None and r[c] is not None else r[c]) for c, f in convert}
-                for r in rows
-            ],
-        )
+    convert = _converters(table, columns, session.get_bind().dialect)
+    write_rows(
+        session,
+        table.name,
+        columns,
+        [
+            tuple(f(r[c]) if f is not None and r[c] is not None else r[c] for c, f in convert)
+            for r in rows
+        ],
+    )
 
 
-_PLANS: dict[tuple[str, tuple[str, ...], str], tuple[str, list[tuple[str, Any]]]] = {}
+_CONVERTERS: dict[tuple[str, tuple[str, ...], str], list[tuple[str, Any]]] = {}
 
 
-def _insert_plan(
-    table: Any, columns: tuple[str, ...], dialect: Any
-) -> tuple[str, list[tuple[str, Any]]]:
+def _converters(table: Any, columns: tuple[str, ...], dialect: Any) -> list[tuple[str, Any]]:
+    """Each column with the dialect's bind processor of its type (None: passed as it is)."""
     key = (table.name, columns, dialect.name)
-    plan = _PLANS.get(key)
-    if plan is None:
-        pg = dialect.name == "postgresql"
-        text_ = (
-            f"INSERT INTO {_name(table.name)} ({', '.join(columns)}) "
-            f"VALUES ({', '.join(':' + c for c in columns)})"
-        )
-        convert = [
+    found = _CONVERTERS.get(key)
+    if found is None:
+        found = _CONVERTERS[key] = [
             (c, table.c[c].type.dialect_impl(dialect).bind_processor(dialect)) for c in columns
         ]
-        plan = _PLANS[key] = (_ready(text_, pg), convert)
-    return plan
+    return found
 
 
 def _name(table: str) -> str:

@@ -64,7 +64,7 @@ from lineage.types import ArtifactKind, Registration
 
 from ..artifacts import service as artifacts
 from ..auth import Caller
-from ..db import begin_write, insert_rows, next_ids, sql_many
+from ..db import begin_write, insert_rows, next_ids, write_rows
 from ..errors import RegistryError, _status_for_lineage
 from ..keys.service import verifier_for
 from ..models import Artifact, Attestation, SigningKey
@@ -384,11 +384,12 @@ def _apply_bulk(session: Session, caller: Caller, prepared: _Prepared) -> BatchA
         n.row.id = art_id
     hooks = [h for h in service.AFTER_ACCEPT if h is not log._after_accept]
     done: list[_Accepted] = []
-    sql_many(
+    write_rows(
         session,
-        artifacts.INSERT_EDGE,
+        "edges",
+        ("child_id", "parent_id", "relation", "attestation_id"),
         [
-            {"c": n.row.id, "p": known[link.digest].id, "r": link.relation.value, "a": att.id}
+            (n.row.id, known[link.digest].id, link.relation.value, att.id)
             for n, att in zip(items, attestations, strict=True)
             for link in n.reg.parents
         ],

@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from lineage.merkle import NodeId, leaf_hash, new_nodes_for_append, suffix_inclusion_proofs
 
-from ..db import sql, sql_many
+from ..db import sql, write_rows
 from ..models import utcnow
 from . import service
 from .leaf import b64, envelope_digest
@@ -44,7 +44,7 @@ def append_many(
     start = head.size
     known: dict[NodeId, bytes] = dict(head.frontier)
     entries: list[dict[str, Any]] = []
-    nodes: list[dict[str, Any]] = []
+    nodes: list[tuple[int, int, bytes]] = []
     leaves: list[bytes] = []
     for k, (attestation_id, entry) in enumerate(items):
         index = start + k
@@ -53,7 +53,7 @@ def append_many(
             known.update(service._fetch(session, missing))
         new = new_nodes_for_append(index, leaf, lambda lv, ix: service._need(known, lv, ix))
         known.update({(lv, ix): h for lv, ix, h in new})
-        nodes.extend({"level": lv, "idx": ix, "hash": h} for lv, ix, h in new)
+        nodes.extend(new)
         leaves.append(leaf)
         entries.append(
             {
@@ -74,17 +74,15 @@ def append_many(
 
     root, paths = suffix_inclusion_proofs(start, size, get)
     frontier = b"".join(service._need(known, *n) for n in service._frontier_nodes(size))
-    # Driver-level executemany: the rows are plain ints and bytes, and SQLAlchemy's per-row
-    # parameter processing cost more than the inserts.
-    sql_many(
+    # Driver-level writes (COPY on PostgreSQL): the rows are plain ints and bytes, and
+    # SQLAlchemy's per-row parameter processing cost more than the inserts.
+    write_rows(
         session,
-        "INSERT INTO log_entries (idx, attestation_id, envelope_digest, entry) "
-        "VALUES (:idx, :attestation_id, :envelope_digest, :entry)",
-        entries,
+        "log_entries",
+        ("idx", "attestation_id", "envelope_digest", "entry"),
+        [(e["idx"], e["attestation_id"], e["envelope_digest"], e["entry"]) for e in entries],
     )
-    sql_many(
-        session, "INSERT INTO log_nodes (level, idx, hash) VALUES (:level, :idx, :hash)", nodes
-    )
+    write_rows(session, "log_nodes", ("level", "idx", "hash"), nodes)
     done = sql(
         session,
         "UPDATE log_head SET size = :size, frontier = :frontier, updated_at = :now "
