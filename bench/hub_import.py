@@ -15,7 +15,11 @@ tree, from /proc) at the end.
 Scale-out: `--workers N` runs `studbook serve --workers N`, and `--clients K` posts K batches at
 a time. With several clients the import goes by depth (every artifact at depth d before any at
 depth d + 1, as an importer that knows its graph can order it), so concurrent batches never wait
-for each other's parents; with one client it goes in creation order.
+for each other's parents; with one client it goes in creation order. `--cpus 0` (a `taskset`
+list) pins the server's processes and threads to those CPUs, to measure how the rate grows with
+the cores the server gets. Each batch's `Server-Timing` header splits its server time into the
+part outside the write lock (signatures, statements) and the part under it, which bounds what
+any number of workers can reach on one database.
 
     python bench/hub_import.py [--hub-n 2000000] [--import-n 50000] [--batch 1000]
                                [--db sqlite,postgres] [--single 2000]
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
 import sys
 import threading
 import time
@@ -101,6 +106,27 @@ def server_rss_mib(pid: int) -> tuple[float, float, float]:
     )
 
 
+def pin(root: int, cpus: str) -> None:
+    """Pin every thread of `root` and of its descendants to `cpus` (threads started later
+    inherit it from the thread that starts them)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        subprocess.run(
+            ["taskset", "-a", "-p", "-c", cpus, str(pid)], check=True, capture_output=True
+        )
+        todo.extend(children.get(pid, []))
+
+
 def server_timing(header: str) -> dict[str, float]:
     """Phase name -> milliseconds, from a `Server-Timing` header (`name;dur=12.3, ...`)."""
     out: dict[str, float] = {}
@@ -130,6 +156,8 @@ def envelopes(hub: _hub.Hub, k: int, signer: object) -> list[bytes]:
 def run(db: str, hub: _hub.Hub, args: argparse.Namespace) -> None:
     extra = ("--workers", str(args.workers)) if args.workers > 1 else ()
     with server(db, extra_args=extra) as srv:
+        if args.cpus:
+            pin(srv.proc.pid, args.cpus)
         t0 = time.perf_counter()
         bodies = envelopes(hub, args.import_n + args.single, srv.signer)
         sign_s = time.perf_counter() - t0
@@ -143,7 +171,7 @@ def run(db: str, hub: _hub.Hub, args: argparse.Namespace) -> None:
         print(
             f"{db}: signed {len(bodies):,} envelopes in {sign_s:.1f} s "
             f"({len(bodies) / sign_s:,.0f}/s, client side); server --workers {args.workers}, "
-            f"{args.clients} client(s)  ({loadavg()})",
+            f"{args.clients} client(s), server on CPUs {args.cpus or 'any'}  ({loadavg()})",
             flush=True,
         )
         seen_indices: set[int] = set()
@@ -262,6 +290,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="studbook serve --workers")
     ap.add_argument("--clients", type=int, default=1, help="batches posted at a time")
     ap.add_argument("--progress", type=int, default=50_000, help="print the rate every N")
+    ap.add_argument(
+        "--cpus",
+        default="",
+        help="pin the server's processes and threads to these CPUs (taskset list, e.g. 0 or 0,1)",
+    )
     args = ap.parse_args()
     print(
         f"machine: {platform.machine()} {os.cpu_count()} cores, Python "
