@@ -13,9 +13,11 @@ ends and that tree's one signed checkpoint.
 parents are stored or come earlier in the batch. For it, `_prepare` checks every signature and
 statement before the write lock (so that several workers verify while one writes), and under
 the lock `_apply_bulk` reads the caller's keys again (any change and the batch goes the other
-way), checks the whole batch against two reads, and writes it with one statement per table; the
-hooks still run envelope by envelope, in order. Every other batch, and any batch in which
-something would be refused, is decided by `_apply_all` envelope by envelope, exactly as above;
+way), checks the whole batch against two reads, and writes it with one statement per table (a
+COPY on PostgreSQL); the hooks then take the batch at once where they have a batch form (the
+lineage indexes and risk marks), envelope by envelope otherwise. Every other batch, and any
+batch in which something would be refused, is decided by `_apply_all` envelope by envelope,
+exactly as above;
 the bulk path never writes before it knows the whole batch passes, so answers and refusals are
 the same whichever path a batch takes (`tests/integration/test_batch.py` holds them equal).
 

@@ -292,3 +292,36 @@ def test_a_large_batch_is_verified_in_parallel_and_refused_whole(
     assert sequential == []  # all verified: the bulk path
     assert [a["artifact"]["ref"] for a in answer["data"]] == [f"p/m{i}@1" for i in range(n)]
     assert [a["log_index"] for a in answer["data"]] == list(range(n))
+
+
+def test_ids_drawn_by_a_batch_follow_on_with_single_writes(
+    client: Client, engine: Engine, registrar: Actor
+) -> None:
+    """The bulk path draws its ids itself (the sequence on PostgreSQL, max + 1 on SQLite):
+    single registrations and batches interleaved never collide, and ids keep increasing."""
+    envs = envelopes(registrar)
+    one = client.post("/v1/attestations", json=envs[0], headers=registrar.headers).json()
+    two = batch(client, registrar, envs[1:4])
+    three = client.post("/v1/attestations", json=envs[4], headers=registrar.headers).json()
+    four = batch(client, registrar, envs[5:])
+    answers = [one, *two["data"], three, *four["data"]]
+    att_ids = [a["attestation_id"] for a in answers]
+    art_ids = [a["artifact"]["id"] for a in answers]
+    assert att_ids == sorted(set(att_ids)) and art_ids == sorted(set(art_ids))
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT id FROM artifacts ORDER BY id")).scalars().all()
+    assert stored == art_ids
+
+
+def test_the_answer_times_the_lock(client: Client, registrar: Actor) -> None:
+    """`Server-Timing` splits the batch's server time: outside the write lock, waiting for it,
+    holding it."""
+    r = client.post(
+        "/v1/attestations/batch",
+        json={"envelopes": envelopes(registrar)[:2]},
+        headers=registrar.headers,
+    )
+    assert r.status_code == 201, r.text
+    phases = dict(item.strip().split(";dur=") for item in r.headers["server-timing"].split(","))
+    assert set(phases) == {"prepare", "lock", "write"}
+    assert all(float(ms) >= 0 for ms in phases.values())
