@@ -48,7 +48,9 @@ def register_key_view(name: str, view: KeyView) -> None:
     KEY_VIEWS[name] = view
 
 
-def plain_lineage_view(session: Session, artifact: Artifact, params: dict[str, str]) -> Any:
+def plain_lineage_view(
+    session: Session, artifact: service.ArtifactKey, params: dict[str, str]
+) -> Any:
     raw_dir = params.get("direction", "up")
     try:
         direction = Direction(raw_dir)
@@ -81,7 +83,7 @@ def check_ref(ref: str) -> str:
     return ref
 
 
-register_view("lineage", plain_lineage_view)
+register_key_view("lineage", plain_lineage_view)
 
 
 class ArtifactController(Controller):
@@ -140,7 +142,7 @@ class ArtifactController(Controller):
         if head and view_name in KEY_VIEWS and "@" not in view_name:
             read_only(db_session)
             key = service.resolve_key(db_session, check_ref(head))
-            return KEY_VIEWS[view_name](db_session, key, dict(request.query_params))
+            return as_json(KEY_VIEWS[view_name](db_session, key, dict(request.query_params)))
         if head and view_name in VIEWS and "@" not in view_name:
             artifact = service.resolve(db_session, check_ref(head))
             return as_json(VIEWS[view_name](db_session, artifact, dict(request.query_params)))

@@ -508,7 +508,9 @@ def _digests_of(session: Session, ids: Sequence[int]) -> list[str]:
     return [rows[i] for i in ids]
 
 
-def lineage(session: Session, root: Artifact, direction: Direction, depth: int) -> LineagePublic:
+def lineage(
+    session: Session, root: Artifact | ArtifactKey, direction: Direction, depth: int
+) -> LineagePublic:
     """Walk edges from `root` breadth-first, one query per level, up to `depth` hops.
 
     Levels are fetched with one fixed driver-level query each (the frontier as one list

@@ -20,6 +20,7 @@ from sqlmodel import Session
 from lineage.dsse import b64decode
 
 from ..artifacts import controllers as artifacts
+from ..artifacts.service import ArtifactKey
 from ..artifacts.service import public as artifact_public
 from ..log import service as log
 from ..models import (
@@ -196,7 +197,8 @@ def artifact_ref(artifact: Artifact) -> str:
 def build(session: Session, artifact: Artifact) -> ReportPublic:
     """The review report of `artifact` (see the module docstring)."""
     assert artifact.id is not None
-    lineage = artifacts.VIEWS["lineage"](session, artifact, {"direction": "up", "depth": "64"})
+    key = ArtifactKey(artifact.id, artifact.digest, artifact.name, artifact.version)
+    lineage = artifacts.KEY_VIEWS["lineage"](session, key, {"direction": "up", "depth": "64"})
     lineage_json = lineage.model_dump(mode="json")
     risk = risk_of(session, artifact).model_dump(mode="json")
     node_ids = [n["artifact"]["id"] for n in lineage_json["nodes"]]

@@ -20,7 +20,6 @@ def install() -> None:
     from ..attestations import service as attestations
     from ..auth import Role
     from ..deps import end_read
-    from ..models import Artifact
     from . import service
 
     for predicate in service.REVIEW_PREDICATES:
@@ -40,7 +39,7 @@ def install() -> None:
 
     plain_lineage = artifacts.plain_lineage_view
 
-    def lineage_view(session: Session, artifact: Artifact, params: dict[str, str]) -> Any:
+    def lineage_view(session: Session, artifact: ArtifactKey, params: dict[str, str]) -> Any:
         answer: LineagePublic = plain_lineage(session, artifact, params)
         flags, marks = service.node_marks(session, [n.artifact.id for n in answer.nodes])
         for n in answer.nodes:
@@ -49,4 +48,4 @@ def install() -> None:
         return answer
 
     artifacts.register_key_view("risk", risk_view)
-    artifacts.register_view("lineage", lineage_view)
+    artifacts.register_key_view("lineage", lineage_view)
