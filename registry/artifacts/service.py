@@ -20,6 +20,7 @@ registrations (A fine_tuned_from B, B fine_tuned_from A) are decided one after t
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import func, insert, or_, select
@@ -66,25 +67,45 @@ MAX_NODES = 10_000
 
 
 def to_public(a: Artifact, owner: str) -> ArtifactPublic:
-    """API view of an artifact row; `owner` is its owner's name (see `owners`).
+    """API view of an artifact row; `owner` is its owner's name (see `owners`)."""
+    assert a.id is not None
+    return artifact_public(
+        a.id, a.digest, a.kind, a.name, a.version, a.opaque, a.metadata_, a.attestation_id,
+        a.created_at, owner,
+    )  # fmt: skip
 
-    The row's columns are already typed by the database layer (or were just checked by ingest),
-    so the view is built without validating them again: listings and lineage walks build
+
+def artifact_public(
+    id: int,
+    digest: str,
+    kind: str,
+    name: str,
+    version: str,
+    opaque: Any,
+    metadata: dict[str, Any],
+    attestation_id: int,
+    created_at: datetime,
+    owner: str,
+) -> ArtifactPublic:
+    """API view of an artifact from its columns, in table order (an ORM row's, or a driver-level
+    read's with its JSON decoded and its timestamp parsed).
+
+    The columns are already typed by the database layer (or were just checked by ingest), so
+    the view is built without validating them again: listings and lineage walks build
     thousands of these.
     """
-    assert a.id is not None
     return ArtifactPublic.model_construct(
-        id=int(a.id),
-        digest=a.digest,
-        kind=ArtifactKind(a.kind),
-        name=a.name,
-        version=a.version,
-        ref=f"{a.name}@{a.version}",
-        opaque=bool(a.opaque),
-        metadata=a.metadata_,
+        id=int(id),
+        digest=digest,
+        kind=ArtifactKind(kind),
+        name=name,
+        version=version,
+        ref=f"{name}@{version}",
+        opaque=bool(opaque),
+        metadata=metadata,
         owner=owner,
-        attestation_id=int(a.attestation_id),
-        created_at=utc(a.created_at),
+        attestation_id=int(attestation_id),
+        created_at=utc(created_at),
     )
 
 
@@ -548,18 +569,8 @@ def lineage(
     who: dict[int, tuple[str, Any]] = {}
     for row in fetch(session, _NODES, {"ids": list(seen)}):
         art_id, owner, received = int(row[0]), row[9], timestamp(row[10])
-        nodes_by_id[art_id] = ArtifactPublic.model_construct(
-            id=art_id,
-            digest=row[1],
-            kind=ArtifactKind(row[2]),
-            name=row[3],
-            version=row[4],
-            ref=f"{row[3]}@{row[4]}",
-            opaque=bool(row[5]),
-            metadata=loads(row[6]),
-            owner=owner,
-            attestation_id=int(row[7]),
-            created_at=timestamp(row[8]),
+        nodes_by_id[art_id] = artifact_public(
+            *row[:6], loads(row[6]), row[7], timestamp(row[8]), owner
         )
         who[int(row[7])] = (owner, received)
     edge_set = sorted({e for e in edges if e[0] in nodes_by_id and e[1] in nodes_by_id})

@@ -70,7 +70,6 @@ from ..db import begin_write, insert_rows, next_ids, write_rows
 from ..errors import RegistryError, _status_for_lineage
 from ..keys.service import verifier_for
 from ..models import Artifact, Attestation, SigningKey
-from ..schema_types import utc
 from . import service
 from .schemas import AttestationAccepted
 
@@ -542,36 +541,11 @@ def _finish(
         a.sub.outcome["log_index"] = proof.log_index
         a.sub.outcome["inclusion_proof"] = dict(proof)
     return BatchAccepted.model_construct(
-        data=[answer(session, a.sub) for a in done],
+        data=[service.answer(session, a.sub) for a in done],
         count=len(done),
         created=len(new),
         tree_size=proofs[-1].tree_size if proofs else None,
         checkpoint=proofs[-1].checkpoint if proofs else None,
-    )
-
-
-def answer(session: Session, sub: service.Submission) -> AttestationAccepted:
-    """One envelope's answer, as POST /v1/attestations gives it.
-
-    Built from values the registry has just checked or written, so without validating them a
-    second time (a batch answers a thousand envelopes).
-    """
-    att = sub.attestation
-    return AttestationAccepted.model_construct(
-        attestation_id=att.id,
-        payload_digest=att.payload_digest,
-        predicate_type=att.predicate_type,
-        signer_keyid=att.signer_keyid,
-        principal=sub.principal,
-        received_at=utc(att.received_at),
-        created=sub.created,
-        artifact=service.artifact_of(session, sub),
-        edges_added=int(sub.outcome.get("edges_added", 0)),
-        amended=bool(sub.outcome.get("amended", False)),
-        added_edges=list(sub.outcome.get("added_edges", [])),
-        result=sub.outcome.get("result"),
-        log_index=sub.outcome.get("log_index"),
-        inclusion_proof=sub.outcome.get("inclusion_proof"),
     )
 
 

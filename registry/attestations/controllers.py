@@ -41,24 +41,7 @@ class AttestationController(Controller):
         self, data: dict[str, Any], db_session: Session, caller: Caller
     ) -> Response[AttestationAccepted]:
         sub = service.submit(db_session, caller, data)
-        att = sub.attestation
-        art = service.artifact_of(db_session, sub)
-        body = AttestationAccepted(
-            attestation_id=att.id,  # type: ignore[arg-type]
-            payload_digest=att.payload_digest,
-            predicate_type=att.predicate_type,
-            signer_keyid=att.signer_keyid,
-            principal=sub.principal,
-            received_at=att.received_at,
-            created=sub.created,
-            artifact=art,
-            edges_added=int(sub.outcome.get("edges_added", 0)),
-            amended=bool(sub.outcome.get("amended", False)),
-            added_edges=sub.outcome.get("added_edges", []),
-            result=sub.outcome.get("result"),
-            log_index=sub.outcome.get("log_index"),
-            inclusion_proof=sub.outcome.get("inclusion_proof"),
-        )
+        body = service.answer(db_session, sub)
         return Response(body, status_code=HTTP_201_CREATED if sub.created else HTTP_200_OK)
 
     @post(

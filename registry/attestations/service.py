@@ -42,6 +42,8 @@ from ..db import begin_write
 from ..errors import BadRequestError, NotFoundError
 from ..keys.service import verifier_for
 from ..models import Artifact, Attestation, Principal, utcnow
+from ..schema_types import utc
+from .schemas import AttestationAccepted
 
 # What a statement may contain and do, for the OpenAPI document (from the limits themselves).
 INGEST_RULES = (
@@ -279,3 +281,28 @@ def artifact_of(session: Session, sub: Submission) -> ArtifactPublic | None:
     else:
         return None
     return artifacts.public(session, row) if row is not None else None
+
+
+def answer(session: Session, sub: Submission) -> AttestationAccepted:
+    """The answer to one accepted envelope, alone or in a batch.
+
+    Built from values the registry has just checked or written, so without validating them a
+    second time (a batch answers a thousand envelopes).
+    """
+    att = sub.attestation
+    return AttestationAccepted.model_construct(
+        attestation_id=att.id,
+        payload_digest=att.payload_digest,
+        predicate_type=att.predicate_type,
+        signer_keyid=att.signer_keyid,
+        principal=sub.principal,
+        received_at=utc(att.received_at),
+        created=sub.created,
+        artifact=artifact_of(session, sub),
+        edges_added=int(sub.outcome.get("edges_added", 0)),
+        amended=bool(sub.outcome.get("amended", False)),
+        added_edges=list(sub.outcome.get("added_edges", [])),
+        result=sub.outcome.get("result"),
+        log_index=sub.outcome.get("log_index"),
+        inclusion_proof=sub.outcome.get("inclusion_proof"),
+    )

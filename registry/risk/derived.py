@@ -48,7 +48,7 @@ from sqlmodel import Session
 
 from lineage.types import ArtifactKind, Relation
 
-from ..db import driver_connection, fetch, loads, sql, write_rows
+from ..db import fetch, loads, sql, write_rows
 from ..models import Artifact, DataSource, LineageEdge, WeightsAncestor
 
 _A = Artifact.__table__  # type: ignore[attr-defined]
@@ -121,22 +121,20 @@ def record(session: Session, outcome: dict[str, Any]) -> None:
     artifact_id = int(outcome["artifact_id"])
     new_edges: list[tuple[int, int, Any]] = list(outcome.get("new_edges") or ())
     if outcome.get("created"):
-        art = outcome.get("artifact")
-        kind = art.kind if art is not None else _kind_of(session, artifact_id)
-        if kind == MODEL:
-            parents = sorted({int(p) for _, p, r in new_edges if Relation(r).is_weights})
-            if not parents:
-                sql(
-                    session,
-                    "INSERT INTO weights_ancestors (model_id, ancestor_id) VALUES (:m, :m)",
-                    {"m": artifact_id},
-                )
-            elif len(parents) == 1:
-                sql(session, _NEW_MODEL_ONE, {"m": artifact_id, "p": parents[0]})
-            else:
-                sql(session, _NEW_MODEL_MANY, {"m": artifact_id, "ps": parents})
+        if outcome["artifact"].kind != MODEL:
+            _index_new_datasets(session, [(artifact_id, _data_parents(outcome))])
+            return
+        parents = sorted({int(p) for _, p, r in new_edges if Relation(r).is_weights})
+        if not parents:
+            sql(
+                session,
+                "INSERT INTO weights_ancestors (model_id, ancestor_id) VALUES (:m, :m)",
+                {"m": artifact_id},
+            )
+        elif len(parents) == 1:
+            sql(session, _NEW_MODEL_ONE, {"m": artifact_id, "p": parents[0]})
         else:
-            _index_new_dataset(session, artifact_id, new_edges)
+            sql(session, _NEW_MODEL_MANY, {"m": artifact_id, "ps": parents})
         return
     weights = sorted({p for _, p, r in new_edges if Relation(r).is_weights})
     for parent in weights:
@@ -146,6 +144,16 @@ def record(session: Session, outcome: dict[str, Any]) -> None:
             select(_DS.c.dataset_id).where(_DS.c.source_id == artifact_id)
         ).scalars()
         index_datasets(session, sorted(set(affected) | {artifact_id}))
+
+
+_NEW_MODEL_ONE = (
+    "INSERT INTO weights_ancestors (model_id, ancestor_id) SELECT :m, ancestor_id "
+    "FROM weights_ancestors WHERE model_id = :p UNION SELECT :m, :m"
+)
+_NEW_MODEL_MANY = (
+    "INSERT INTO weights_ancestors (model_id, ancestor_id) SELECT DISTINCT :m, ancestor_id "
+    "FROM weights_ancestors WHERE model_id IN_INTS(:ps) UNION SELECT :m, :m"
+)
 
 
 def record_new(session: Session, outcomes: Sequence[dict[str, Any]]) -> None:
@@ -164,39 +172,44 @@ def record_new(session: Session, outcomes: Sequence[dict[str, Any]]) -> None:
         if not outcome.get("created"):
             raise ValueError("record_new takes new artifacts only")
         me = int(outcome["artifact_id"])
-        edges = list(outcome.get("new_edges") or ())
         if outcome["artifact"].kind == MODEL:
+            edges = outcome.get("new_edges") or ()
             models.append((me, sorted({int(p) for _, p, r in edges if Relation(r).is_weights})))
-            continue
-        # The parents' digests (the tie-break between routes) are the answer's added edges.
-        digests = [e.parent for e in outcome.get("added_edges") or ()]
-        parents = sorted(
-            (
-                d,
-                Relation(r).value,
-                int(p),
-                MODEL if Relation(r) is Relation.GENERATED_BY else DATASET,
-            )
-            for (_, p, r), d in zip(edges, digests, strict=True)
-            if Relation(r).value in DATA_UP
-        )
-        datasets.append((me, parents))
-
-    anc: dict[int, set[int]] = {}
-    new_models = {m for m, _ in models}
-    anc.update(ancestor_sets(session, {p for _, ps in models for p in ps} - new_models))
+        else:
+            datasets.append((me, _data_parents(outcome)))
+    anc = ancestor_sets(session, {p for _, ps in models for p in ps} - {m for m, _ in models})
     weights_rows: list[tuple[int, int]] = []
     for m, ps in models:
-        mine = {m}.union(*(anc.get(p, ()) for p in ps))
-        anc[m] = mine
+        mine = anc[m] = {m}.union(*(anc.get(p, ()) for p in ps))
         weights_rows.extend((m, a) for a in sorted(mine))
     write_rows(session, "weights_ancestors", ("model_id", "ancestor_id"), weights_rows)
+    _index_new_datasets(session, datasets)
 
+
+def _data_parents(outcome: dict[str, Any]) -> list[tuple[str, str, int, str]]:
+    """A new dataset's data parents as `_sources` takes them, (digest, relation, id, kind) in
+    first-step order; the digests (the tie-break between routes) are the outcome's added edges,
+    which follow its new edges one for one."""
+    edges = outcome.get("new_edges") or ()
+    digests = [e.parent for e in outcome.get("added_edges") or ()]
+    links = [(d, Relation(r).value, int(p)) for (_, p, r), d in zip(edges, digests, strict=True)]
+    return sorted(
+        (d, r, p, MODEL if r == Relation.GENERATED_BY.value else DATASET)
+        for d, r, p in links
+        if r in DATA_UP
+    )
+
+
+def _index_new_datasets(
+    session: Session, datasets: Sequence[tuple[int, list[tuple[str, str, int, str]]]]
+) -> None:
+    """The sources of datasets registered just now, in order, each with its `_data_parents`:
+    the stored parents' rows in one read, those registered earlier in `datasets` from memory,
+    and one write."""
     rows: dict[int, dict[int, Source]] = {}
-    new_datasets = {d for d, _ in datasets}
     stored = sorted(
         {p for _, ps in datasets for _, rel, p, _ in ps if rel == Relation.DERIVED_FROM.value}
-        - new_datasets
+        - {d for d, _ in datasets}
     )
     if stored:
         for d, src, k, n, path in fetch(session, _SOURCES_OF, {"ps": stored}):
@@ -205,12 +218,7 @@ def record_new(session: Session, outcomes: Sequence[dict[str, Any]]) -> None:
     for d, parents in datasets:
         mine = rows[d] = _sources(d, parents, rows)
         source_rows.extend((d, src, k, n, json.dumps(path)) for src, (k, n, path) in mine.items())
-    write_rows(
-        session,
-        "data_sources",
-        ("dataset_id", "source_id", "kind", "distance", "path"),
-        source_rows,
-    )
+    write_rows(session, "data_sources", _SOURCE_COLUMNS, source_rows)
 
 
 _SOURCE_COLUMNS = ("dataset_id", "source_id", "kind", "distance", "path")
@@ -218,67 +226,6 @@ _SOURCES_OF = (
     "SELECT dataset_id, source_id, kind, distance, path FROM data_sources "
     "WHERE dataset_id IN_INTS(:ps)"
 )
-
-
-_NEW_MODEL_ONE = (
-    "INSERT INTO weights_ancestors (model_id, ancestor_id) SELECT :m, ancestor_id "
-    "FROM weights_ancestors WHERE model_id = :p UNION SELECT :m, :m"
-)
-_NEW_MODEL_MANY = (
-    "INSERT INTO weights_ancestors (model_id, ancestor_id) SELECT DISTINCT :m, ancestor_id "
-    "FROM weights_ancestors WHERE model_id IN_INTS(:ps) UNION SELECT :m, :m"
-)
-
-
-def _index_new_dataset(
-    session: Session, dataset: int, new_edges: list[tuple[int, int, Any]]
-) -> None:
-    """`index_datasets([dataset])` for a dataset registered just now, whose parent edges are
-    exactly `new_edges`: reads only what the choice needs."""
-    links = [(int(p), Relation(r).value) for _, p, r in new_edges if Relation(r).value in DATA_UP]
-    derived_parents = sorted({p for p, r in links if r == Relation.DERIVED_FROM.value})
-    rows: dict[int, dict[int, Source]] = {}
-    if derived_parents:
-        for d, s, k, n, path in fetch(
-            session,
-            "SELECT dataset_id, source_id, kind, distance, path FROM data_sources "
-            "WHERE dataset_id IN_INTS(:ps)",
-            {"ps": derived_parents},
-        ):
-            rows.setdefault(d, {})[s] = (k, n, loads(path))
-    digest: dict[int, str] = {}
-    if len(links) > 1:  # the tie-break between parents needs their digests
-        ids = sorted({p for p, _ in links})
-        digest = dict(
-            fetch(session, "SELECT id, digest FROM artifacts WHERE id IN_INTS(:ps)", {"ps": ids})
-        )  # type: ignore[arg-type]
-    parents = sorted(
-        (digest.get(p, ""), r, p, MODEL if r == Relation.GENERATED_BY.value else DATASET)
-        for p, r in links
-    )
-    mine = _sources(dataset, parents, rows)
-    driver, pg = driver_connection(session)
-    cur = driver.cursor()
-    try:
-        cur.executemany(
-            _INSERT_SOURCES_PG if pg else _INSERT_SOURCES_SQLITE,
-            [(dataset, s, k, n, json.dumps(path)) for s, (k, n, path) in mine.items()],
-        )
-    finally:
-        cur.close()
-
-
-_INSERT_SOURCES_PG = (
-    "INSERT INTO data_sources (dataset_id, source_id, kind, distance, path) "
-    "VALUES (%s, %s, %s, %s, CAST(%s AS JSON))"
-)
-_INSERT_SOURCES_SQLITE = (
-    "INSERT INTO data_sources (dataset_id, source_id, kind, distance, path) VALUES (?, ?, ?, ?, ?)"
-)
-
-
-def _kind_of(session: Session, artifact_id: int) -> str:
-    return str(session.scalar(select(_A.c.kind).where(_A.c.id == artifact_id)))
 
 
 def index_datasets(session: Session, ids: Sequence[int]) -> int:

@@ -334,3 +334,39 @@ def test_writers_take_the_lock_before_their_first_read(engine: Engine, client: C
             session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             with pytest.raises(RuntimeError):
                 begin_write(session)  # the lock would be released at once
+
+
+def test_batches_and_single_writes_racing_draw_distinct_ids(
+    client: Client, engine: Engine, registrar: Actor
+) -> None:
+    """The batch route draws its rows' ids itself under the write lock (`registry.db.next_ids`):
+    batches and single registrations released together all land, with no id given twice, every
+    artifact at the id its answer named, and a clean audit."""
+    per_batch = 5
+
+    def request(i: int) -> Any:
+        if i % 2:
+            return post(
+                client,
+                registrar,
+                registration_envelope(registrar.signer, "model", f"race/one-{i}@1"),
+            )
+        envelopes = [
+            registration_envelope(registrar.signer, "model", f"race/batch-{i}-{k}@1")
+            for k in range(per_batch)
+        ]
+        return client.post(
+            "/v1/attestations/batch", json={"envelopes": envelopes}, headers=registrar.headers
+        )
+
+    responses = race(THREADS, request)
+    assert statuses(responses) == Counter({201: THREADS}), [r.text for r in responses]
+    answers = [a for r in responses for a in r.json().get("data", [r.json()])]
+    assert len(answers) == THREADS // 2 * (per_batch + 1)
+    att_ids = [a["attestation_id"] for a in answers]
+    by_id = {a["artifact"]["id"]: a["artifact"]["digest"] for a in answers}
+    assert len(set(att_ids)) == len(att_ids) and len(by_id) == len(answers)
+    with engine.connect() as conn:
+        stored = {i: d for i, d in conn.execute(text("SELECT id, digest FROM artifacts"))}
+    assert stored == by_id
+    assert_audit_clean(engine)
