@@ -103,7 +103,7 @@ def server(
                     "--no-ws",
                     "--log-level",
                     "warning",
-                    "registry.app:create_app",
+                    "registry.app:serve_app",
                 ],
                 env=env,
                 stdout=log,

@@ -108,7 +108,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     local_worker = start_local_worker(settings)  # SQLite: evals run beside, never in, the API
     try:
         uvicorn.run(
-            "registry.app:create_app",
+            "registry.app:serve_app",
             factory=True,
             host=bind_host,
             port=bind_port,

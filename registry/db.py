@@ -24,10 +24,13 @@ still happens is answered as the same 409 as the sequential path (`registry/erro
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -106,12 +109,19 @@ def _create_private_sqlite(path: Path) -> None:
     os.close(fd)
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine for `url` with the per-backend settings described above."""
+def make_engine(url: str, *, background_checkpoints: bool = False) -> Engine:
+    """Create an engine for `url` with the per-backend settings described above.
+
+    `background_checkpoints` (a long-running server's engine on an SQLite file): commits only
+    append to the write-ahead log, and a `WalCheckpointer` thread copies it into the database
+    file (`wal_checkpointer(engine)`; the app starts and stops it with its lifespan).
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1].split("?", 1)[0]
-        if "///" in url and path and path != ":memory:" and not path.startswith("file:"):
+        on_disk = "///" in url and path and path != ":memory:" and not path.startswith("file:")
+        if on_disk:
             _create_private_sqlite(Path(path))
+        checkpointer = WalCheckpointer(path) if on_disk and background_checkpoints else None
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -131,17 +141,152 @@ def make_engine(url: str) -> Engine:
             # Graph walks read many pages; mapping the file shares them across the pool's
             # connections instead of giving each its own small page cache.
             cur.execute("PRAGMA mmap_size=1073741824")
+            if checkpointer is not None:
+                # The checkpointer's thread does the work; a commit checkpoints itself only if
+                # the log outgrows this (the thread stopped or fell far behind).
+                cur.execute(f"PRAGMA wal_autocheckpoint={WalCheckpointer.FALLBACK_PAGES}")
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
             if conn.get_execution_options().get(WRITE_OPTION):
+                if checkpointer is not None:
+                    checkpointer.before_write(conn)
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             else:
                 conn.exec_driver_sql("BEGIN")
 
+        if checkpointer is not None:
+            _CHECKPOINTERS[engine] = checkpointer
+
+            @event.listens_for(engine, "commit")
+            def _on_commit(_conn: Any) -> None:
+                checkpointer.wake()
+
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+class WalCheckpointer:
+    """Checkpoints an SQLite database's write-ahead log in a background thread.
+
+    In WAL mode a commit appends the pages it changed to the `-wal` file, and by default the
+    commit that takes the log past 1,000 pages then copies the log into the database file
+    itself (an automatic checkpoint), while its request waits. A batch of 1,000 registrations
+    changes several thousand pages (every digest index takes a random page), so on a large
+    registry every batch commit paid for a checkpoint: writing those pages into the database
+    file and syncing it.
+
+    Here a commit wakes this thread and returns. The thread runs a PASSIVE checkpoint on its
+    own connection, which waits for no reader or writer, while the next request is read and
+    verified. A checkpoint never starts the log over by itself: the next writer to begin does,
+    when it finds every page of the log copied and no reader still on it. Under a steady import
+    the next batch begins while the thread is still copying, so the log would only grow. So a
+    writer that begins once the log holds `RESTART_PAGES` first waits for the thread's
+    checkpoint under way and copies what it left (the last commit's pages at most); its own
+    BEGIN then starts the log over. Writers wait once every few batches, for at most one
+    batch's pages, instead of every batch for all of them, and the `-wal` file stays near
+    `RESTART_PAGES` whatever the rate of commits.
+
+    Durability is the WAL's either way (`synchronous=NORMAL`: a commit is in the `-wal` file
+    when it returns, which survives the process; a checkpoint syncs both files). A commit
+    still checkpoints itself once the log exceeds `FALLBACK_PAGES` (the thread is stopped, or
+    another process writes). Several server processes on one file each run one; SQLite runs
+    one checkpoint at a time, and the others give up at once (busy) and try again later.
+    """
+
+    RESTART_PAGES = 16384  # 64 MiB of 4 KiB pages
+    FALLBACK_PAGES = 4 * RESTART_PAGES
+    IDLE_RECHECK_S = 1.0  # a commit that lands while a checkpoint runs is copied this late
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.checkpoints = 0  # checkpoints run, by the thread and by writers (diagnostics)
+        self.catch_ups = 0  # writers that copied the rest of a long log before beginning
+        self.last: tuple[int, int, int] | None = None  # (busy, log pages, pages checkpointed)
+        self._log_pages = 0  # the log's length at the last checkpoint
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # start and stop
+        self._copying = threading.Lock()  # one checkpoint at a time in this process
+
+    def start(self) -> None:
+        """Start the thread (idempotent)."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stopping = False
+            self._thread = threading.Thread(
+                target=self._run, name="studbook-wal-checkpointer", daemon=True
+            )
+            self._thread.start()
+
+    def wake(self) -> None:
+        """A transaction committed: checkpoint soon (called by the engine on every commit)."""
+        self._wake.set()
+
+    def before_write(self, conn: Any) -> None:
+        """A writer is about to begin on `conn` (an engine connection outside a transaction):
+        once the log is long, copy the rest of it, so that this writer starts it over."""
+        if not self.running or self._log_pages < self.RESTART_PAGES:
+            return
+        with self._copying:
+            if self._log_pages < self.RESTART_PAGES:
+                return  # another writer just did
+            if self._checkpoint(lambda sql: conn.exec_driver_sql(sql).fetchone()):
+                self._log_pages = 0  # all copied: this writer's BEGIN starts it over
+                self.catch_ups += 1
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the checkpoint under way, if any, and end the thread (idempotent)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._stopping = True
+            self._wake.set()
+        if thread is not None:
+            thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def _run(self) -> None:
+        import sqlite3
+
+        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+        try:
+            pending = False  # a commit may have landed after the last checkpoint read the log
+            while True:
+                woke = self._wake.wait(self.IDLE_RECHECK_S if pending else None)
+                self._wake.clear()
+                if self._stopping:
+                    return
+                pending = woke
+                # A checkpoint that cannot run now is tried again after the next commit.
+                with self._copying, contextlib.suppress(sqlite3.OperationalError):
+                    self._checkpoint(lambda sql: conn.execute(sql).fetchone())
+        finally:
+            conn.close()
+
+    def _checkpoint(self, run: Callable[[str], Any]) -> bool:
+        """Run a PASSIVE checkpoint; whether it copied the whole log. The pragma answers
+        (busy, log pages, pages copied); busy (1) when another process's checkpoint runs."""
+        row = run("PRAGMA wal_checkpoint(PASSIVE)")
+        self.last = (int(row[0]), int(row[1]), int(row[2]))
+        self._log_pages = self.last[1]
+        self.checkpoints += 1
+        return self.last[0] == 0 and self.last[1] == self.last[2]
+
+
+_CHECKPOINTERS: weakref.WeakKeyDictionary[Engine, WalCheckpointer] = weakref.WeakKeyDictionary()
+
+
+def wal_checkpointer(engine: Engine) -> WalCheckpointer | None:
+    """The background checkpointer of an engine made with `background_checkpoints`, if any
+    (only SQLite files have one)."""
+    return _CHECKPOINTERS.get(engine)
 
 
 @contextmanager
