@@ -111,21 +111,29 @@ def server(
             )
             stack.callback(_stop, proc)
             _wait(url, proc, data_dir)
-        admin = (data_dir / "admin-token").read_text().strip()
-        h = {"Authorization": f"Bearer {admin}"}
-        token = httpx.post(
-            url + "/v1/principals", json={"name": "bench", "role": "registrar"}, headers=h
-        ).json()["token"]
-        signer = dsse.Signer(dsse.generate_private_key())
-        httpx.post(
-            url + "/v1/keys",
-            json={
-                "public_key": signer.public_key_text,
-                "proof": dsse.key_possession_proof(signer, "bench").to_json(),
-            },
-            headers={"Authorization": f"Bearer {token}"},
-        ).raise_for_status()
+        token, signer = registrar(url, (data_dir / "admin-token").read_text().strip())
         yield Running(url, token, signer, data_dir, proc)
+
+
+def registrar(
+    url: str, admin_token: str, key: dsse.PrivateKey | None = None
+) -> tuple[str, dsse.Signer]:
+    """Create the principal "bench" (a registrar) with `key` (default: a new one) as its signing
+    key: its token and signer."""
+    h = {"Authorization": f"Bearer {admin_token}"}
+    token = httpx.post(
+        url + "/v1/principals", json={"name": "bench", "role": "registrar"}, headers=h
+    ).json()["token"]
+    signer = dsse.Signer(key or dsse.generate_private_key())
+    httpx.post(
+        url + "/v1/keys",
+        json={
+            "public_key": signer.public_key_text,
+            "proof": dsse.key_possession_proof(signer, "bench").to_json(),
+        },
+        headers={"Authorization": f"Bearer {token}"},
+    ).raise_for_status()
+    return token, signer
 
 
 def _spawn(

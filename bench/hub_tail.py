@@ -32,7 +32,7 @@ import httpx
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import _hub
-from _server import _spawn, _wait
+from _server import _spawn, _wait, registrar
 from hub_import import parents_upto, server_timing
 from vs_mlflow import loadavg, tree_cpu
 
@@ -119,20 +119,8 @@ def main() -> None:
         shutil.rmtree(base, ignore_errors=True)
         base.mkdir(mode=0o700)
         with serve(base, {}) as (url, pid):
-            admin = {"Authorization": f"Bearer {(base / 'admin-token').read_text().strip()}"}
-            token = httpx.post(
-                url + "/v1/principals", json={"name": "bench", "role": "registrar"}, headers=admin
-            ).json()["token"]
             key = dsse.generate_private_key()
-            signer = dsse.Signer(key)
-            httpx.post(
-                url + "/v1/keys",
-                json={
-                    "public_key": signer.public_key_text,
-                    "proof": dsse.key_possession_proof(signer, "bench").to_json(),
-                },
-                headers={"Authorization": f"Bearer {token}"},
-            ).raise_for_status()
+            token, signer = registrar(url, (base / "admin-token").read_text().strip(), key)
             for path, data in ((key_file, dsse.private_key_pem(key)), (token_file, token.encode())):
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with os.fdopen(fd, "wb") as f:
