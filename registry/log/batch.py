@@ -16,7 +16,6 @@ old frontier, so the whole batch normally reads nothing but the head.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlmodel import Session
 
@@ -43,7 +42,7 @@ def append_many(
     head = service._lock_head(session)
     start = head.size
     known: dict[NodeId, bytes] = dict(head.frontier)
-    entries: list[dict[str, Any]] = []
+    entries: list[tuple[int, int, str, bytes]] = []  # idx, attestation_id, digest, entry
     nodes: list[tuple[int, int, bytes]] = []
     leaves: list[bytes] = []
     for k, (attestation_id, entry) in enumerate(items):
@@ -55,14 +54,7 @@ def append_many(
         known.update({(lv, ix): h for lv, ix, h in new})
         nodes.extend(new)
         leaves.append(leaf)
-        entries.append(
-            {
-                "idx": index,
-                "attestation_id": attestation_id,
-                "envelope_digest": envelope_digest(entry),
-                "entry": entry,
-            }
-        )
+        entries.append((index, attestation_id, envelope_digest(entry), entry))
     size = start + len(items)
 
     def get(level: int, idx: int) -> bytes:
@@ -80,7 +72,7 @@ def append_many(
         session,
         "log_entries",
         ("idx", "attestation_id", "envelope_digest", "entry"),
-        [(e["idx"], e["attestation_id"], e["envelope_digest"], e["entry"]) for e in entries],
+        entries,
     )
     write_rows(session, "log_nodes", ("level", "idx", "hash"), nodes)
     done = sql(
@@ -99,7 +91,7 @@ def append_many(
         InclusionProofPublic.model_construct(
             log_index=start + k,
             tree_size=size,
-            envelope_digest=entries[k]["envelope_digest"],
+            envelope_digest=entries[k][2],
             leaf_hash=b64(leaves[k]),
             root_hash=root_b64,
             hashes=[text.get(h) or text.setdefault(h, b64(h)) for h in paths[k]],
